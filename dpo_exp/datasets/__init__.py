@@ -1,0 +1,1 @@
+"""Datasets shipped with dpo_exp (see `dpo_exp.datasets.sycophancy`)."""

@@ -1,0 +1,185 @@
+"""Evaluation beyond TRL's metrics: generation, a sampled KL(policy || reference) estimate, and the
+held-out before/after table.
+
+KL estimator (`sampled_kl`): TRL logs no KL for offline DPO, so we estimate it on-policy. For a
+fixed set of eval prompts x, draw completions y ~ pi(.|x) by plain sampling (temperature 1, no
+top-k/top-p, so the samples follow the policy exactly), then score each sequence under the
+policy and the reference:
+
+    KL(pi || pi_ref) ~= mean over samples of  sum_t [log pi(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t)]
+
+This is `kl/sampled`. It is unbiased but noisy (single samples can be negative). On the same
+samples we also log `kl/sampled_full_vocab`, which replaces each token's log-ratio by the exact
+KL between the two next-token distributions at that position:
+
+    mean over samples of  sum_t KL(pi(.| x, y_<t) || pi_ref(.| x, y_<t))
+
+Same expectation, never negative, much lower variance: prefer it when reading curves.
+Completions stop at EOS or after `max_new_tokens`; both estimate the KL of the first
+`max_new_tokens` tokens. Both are exactly 0 for an untrained LoRA adapter (its B matrices are
+zero, so policy == reference) and grow as training moves the policy. Sampling uses a fixed seed inside a forked RNG, so training randomness is untouched
+and successive evaluations reuse the same random stream (less noise between points).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable, ContextManager, Iterator
+
+import torch
+
+
+def render_prompts(tokenizer, prompts: list[list[dict]]) -> list[str]:
+    return [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, sample: bool, seed: int = 0,
+             batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Completions for chat prompts: a list of (prompt_ids, completion_ids) per prompt (no padding)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    decoding = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0) if sample else dict(do_sample=False)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for batch in _batches(render_prompts(tokenizer, prompts), batch_size):
+            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            seqs = model.generate(
+                **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id, **decoding,
+                # the model's generation_config may carry other sampling defaults; these are explicit
+                repetition_penalty=1.0,
+            )
+            width = enc["input_ids"].shape[1]
+            for row, mask, seq in zip(enc["input_ids"], enc["attention_mask"], seqs):
+                completion = seq[width:]
+                stop = (completion == tokenizer.eos_token_id).nonzero()
+                if len(stop):
+                    completion = completion[: stop[0].item() + 1]  # keep EOS: its probability counts too
+                out.append((row[mask.bool()].cpu(), completion.cpu()))
+    model.train(was_training)
+    return out
+
+
+def decode(tokenizer, completion_ids: torch.Tensor) -> str:
+    return tokenizer.decode(completion_ids, skip_special_tokens=True).strip()
+
+
+def _pad(pairs: list[tuple[torch.Tensor, torch.Tensor]], pad_id: int):
+    """Right-padded ids, attention mask, and a mask of the completion tokens."""
+    seqs = [torch.cat([p, c]) for p, c in pairs]
+    ids = torch.full((len(seqs), max(len(s) for s in seqs)), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    completion = torch.zeros_like(ids, dtype=torch.bool)
+    for i, ((p, _), s) in enumerate(zip(pairs, seqs)):
+        ids[i, : len(s)], mask[i, : len(s)], completion[i, len(p) : len(s)] = s, 1, True
+    return ids, mask, completion
+
+
+@torch.no_grad()
+def token_logprobs(model, pairs: list[tuple[torch.Tensor, torch.Tensor]], pad_id: int, batch_size: int = 16):
+    """Per batch: (next-token log-distributions at the completion positions, the tokens taken).
+
+    Yields, for each batch, a list of (logprobs [n_completion_tokens, vocab], token ids) per pair.
+    """
+    device = next(model.parameters()).device
+    for batch in _batches(pairs, batch_size):
+        ids, mask, completion = (t.to(device) for t in _pad(batch, pad_id))
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        targets, sel = ids[:, 1:], completion[:, 1:]
+        yield [(logprobs[i][sel[i]], targets[i][sel[i]]) for i in range(len(batch))]
+
+
+def sampled_kl(policy, tokenizer, prompts: list[list[dict]], as_reference: Callable[[], ContextManager], *,
+               samples_per_prompt: int, max_new_tokens: int, seed: int, batch_size: int = 16) -> dict[str, float]:
+    """On-policy Monte-Carlo estimates of KL(policy || reference); see the module docstring.
+
+    `as_reference()` returns a context under which `policy` computes reference log-probs (the
+    adapter disabled), or a context that yields a separate reference model.
+    """
+    was_training = policy.training
+    policy.eval()
+    try:
+        repeated = [p for p in prompts for _ in range(samples_per_prompt)]
+        pairs = generate(policy, tokenizer, repeated, max_new_tokens=max_new_tokens, sample=True, seed=seed,
+                         batch_size=batch_size)
+        ratios, full_vocab, n_tokens = [], [], 0
+        # Batch by batch, so only one batch of [tokens, vocab] distributions is held at a time.
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            (pol,) = list(token_logprobs(policy, chunk, tokenizer.pad_token_id, batch_size))
+            with as_reference() as ref:
+                (rf,) = list(token_logprobs(ref or policy, chunk, tokenizer.pad_token_id, batch_size))
+            for (lp, tok), (lq, _) in zip(pol, rf):
+                ratios.append((lp.gather(-1, tok[:, None]) - lq.gather(-1, tok[:, None])).sum().item())
+                full_vocab.append((lp.exp() * (lp - lq)).sum().clamp_min(0).item())
+                n_tokens += len(tok)
+    finally:
+        policy.train(was_training)
+    mean = sum(ratios) / len(ratios)
+    var = sum((r - mean) ** 2 for r in ratios) / max(len(ratios) - 1, 1)
+    return {
+        "kl/sampled": mean,
+        "kl/sampled_stderr": math.sqrt(var / len(ratios)),
+        "kl/sampled_per_token": sum(ratios) / max(n_tokens, 1),
+        "kl/sampled_full_vocab": sum(full_vocab) / len(full_vocab),
+    }
+
+
+def reference_context(trainer) -> Callable[[], ContextManager]:
+    """How to get reference log-probs from a DPO trainer: TRL's own rule (separate ref model, the
+    'ref' adapter when training started from an adapter, else the adapter disabled)."""
+    if trainer.ref_model is not None:
+        ref = trainer.accelerator.unwrap_model(trainer.ref_model)
+        return lambda: contextlib.nullcontext(ref)
+    from trl.trainer.utils import use_adapter
+
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    name = "ref" if "ref" in getattr(policy, "peft_config", {}) else None
+
+    @contextlib.contextmanager
+    def ctx():
+        with use_adapter(policy, adapter_name=name):
+            yield None
+
+    return ctx
+
+
+def before_after(policy, tokenizer, heldout: list[dict], as_reference: Callable[[], ContextManager], *,
+                 max_new_tokens: int, batch_size: int = 16) -> list[dict]:
+    """Greedy generations on held-out prompts from the reference (before) and the policy (after)."""
+    prompts = [row["prompt"] for row in heldout]
+    after = generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, sample=False, batch_size=batch_size)
+    with as_reference() as ref:
+        before = generate(ref or policy, tokenizer, prompts, max_new_tokens=max_new_tokens, sample=False,
+                          batch_size=batch_size)
+    rows = []
+    for row, (_, b), (_, a) in zip(heldout, before, after):
+        extra = {k: v for k, v in row.items() if k != "prompt"}
+        rows.append({"prompt": row["prompt"][-1]["content"], **extra,
+                     "before": decode(tokenizer, b), "after": decode(tokenizer, a)})
+    return rows
+
+
+def behaviour_metrics(kind: str | None, rows: list[dict]) -> dict[str, float]:
+    """Behaviour metric of the before/after generations, as `heldout/{before,after}/<name>`."""
+    if kind != "sycophancy":
+        return {}
+    from dpo_exp.behaviour import classify_stance, sycophancy_metrics
+
+    out: dict[str, float] = {}
+    for when in ("before", "after"):
+        for row in rows:
+            row[f"stance_{when}"] = classify_stance(row[when])
+        metrics = sycophancy_metrics({"claim_is_true": r["claim_is_true"], "response": r[when]} for r in rows)
+        out.update({f"heldout/{when}/{k}": float(v) for k, v in metrics.items()})
+    return out

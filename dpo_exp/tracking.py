@@ -1,0 +1,155 @@
+"""MLflow: where runs go, what a run records, and how a run ends.
+
+- URI: `tracking.uri`, else $MLFLOW_TRACKING_URI, else `sqlite:///<current dir>/mlflow.db` with
+  artifacts in `<current dir>/mlartifacts` (sqlite is MLflow's recommended local backend; the
+  file store is deprecated).
+- Params: the flattened resolved config (`train.learning_rate`, `beta.value`, ...), so runs of a
+  sweep line up in the UI's compare view. Metrics come from TRL through transformers'
+  MLflowCallback (we only stop it from logging all TrainingArguments as params).
+- Status: a run that raises is marked FAILED (KILLED on Ctrl-C/SIGTERM), never left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+from dpo_exp.config import Config, UserError, flatten
+
+# Tags every run carries, for finding runs without knowing their ids.
+TAG_FINGERPRINT = "dpo_exp.fingerprint"
+TAG_RUN_DIR = "dpo_exp.run_dir"
+TAG_COMMAND = "dpo_exp.command"
+
+
+def resolve_uri(cfg: Config) -> str:
+    if cfg.tracking.uri:
+        return cfg.tracking.uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def ui_command(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail before any model work if the tracking store cannot be used."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+                resp.read()
+        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise UserError(
+                f"The MLflow tracking server at {uri} is unreachable ({reason}). The URI comes from "
+                f"{'tracking.uri' if not os.environ.get('MLFLOW_TRACKING_URI') else 'MLFLOW_TRACKING_URI'}. "
+                "Fix: start it, e.g. `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri "
+                "sqlite:///mlflow.db`, or unset MLFLOW_TRACKING_URI (and tracking.uri) to log to the local "
+                "sqlite store in the current directory."
+            ) from None
+    elif parsed.scheme == "sqlite":
+        db = Path(uri[len("sqlite:///"):])
+        if not db.parent.is_dir() or not os.access(db.parent, os.W_OK):
+            raise UserError(
+                f"The MLflow store {uri} cannot be written: {db.parent} is not a writable directory. "
+                "Fix: run from a writable directory, or set tracking.uri=sqlite:////abs/path/mlflow.db."
+            )
+
+
+def _experiment_id(client, name: str, uri: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifact_location = None
+    if uri.startswith("sqlite:///"):
+        # Beside the database, not relative to whatever directory a later process runs in.
+        artifact_location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:  # created meanwhile by a parallel sweep job
+        return client.get_experiment_by_name(name).experiment_id
+
+
+@contextlib.contextmanager
+def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_dir: Path, command: str,
+               run_id: str | None = None, parent_run_id: str | None = None) -> Iterator[str]:
+    """Start (or, with `run_id`, reopen) the run; yield its id; end it FINISHED, FAILED or KILLED."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment_id = _experiment_id(client, cfg.tracking.experiment, uri)
+    tags = {TAG_FINGERPRINT: fingerprint, TAG_RUN_DIR: str(run_dir), TAG_COMMAND: command}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    if run_id is None:
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        run_id = run.info.run_id
+        params = flatten(cfg)
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's batch limit
+            client.log_batch(run_id, params=items[i : i + 100])
+    active = mlflow.start_run(run_id=run_id)
+    status = "FINISHED"
+    try:
+        yield run_id
+    except (KeyboardInterrupt, SystemExit):
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        if mlflow.active_run() is None:  # something ended it early: reattach to set the status
+            mlflow.start_run(run_id=run_id)
+        mlflow.end_run(status=status)
+        del active
+
+
+def log_dict_artifact(data, name: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(data, name)
+
+
+def log_text_artifact(text: str, name: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, name)
+
+
+def log_table(rows: list[dict], name: str) -> None:
+    """A table the MLflow UI renders (artifact view and the evaluation tab)."""
+    import mlflow
+
+    if rows:
+        columns = list(rows[0].keys())
+        mlflow.log_table({c: [json.dumps(r.get(c)) if isinstance(r.get(c), (list, dict)) else r.get(c) for r in rows]
+                          for c in columns}, artifact_file=name)
+
+
+def log_metrics(metrics: dict[str, float], step: int) -> None:
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_folder(path: Path, artifact_path: str) -> None:
+    import mlflow
+
+    mlflow.log_artifacts(str(path), artifact_path=artifact_path)

@@ -1,0 +1,203 @@
+"""Training: a TRL DPOConfig built from our config, and TRL's DPOTrainer with two additions.
+
+- `DPOExpTrainer.evaluate` adds the sampled KL(policy || reference) estimate (dpo_exp.evaluate)
+  to TRL's per-mode metrics before TRL logs them, so `eval_kl/sampled` sits beside
+  `eval_rewards/margins` at every evaluation, in the console, in trainer state and in MLflow.
+- Length-grouped batches computed from TRL's own tokenized columns (less padding per step).
+
+The reference is TRL's: with LoRA, the policy with its adapter disabled; with `lora=none`, a
+separate frozen copy. Reference log-probs are precomputed once by default.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from trl import DPOConfig, DPOTrainer
+
+from dpo_exp import evaluate
+from dpo_exp.config import Config
+
+# Metrics shown in the console progress line, by TRL's names.
+CONSOLE_KEYS = (("loss", "loss"), ("rewards/margins", "margin"), ("rewards/accuracies", "acc"))
+
+
+def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf16: bool, use_cpu: bool) -> DPOConfig:
+    t, loss = cfg.train, cfg.loss
+    eval_strategy = "steps" if has_eval else "no"
+    return DPOConfig(
+        output_dir=str(run_dir),
+        run_name=run_name,
+        seed=t.seed,
+        data_seed=t.seed,
+        learning_rate=t.learning_rate,
+        num_train_epochs=t.num_epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a value < 1 is a fraction of the total steps
+        lr_scheduler_type=t.lr_scheduler,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=t.optim,
+        max_length=t.max_length,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps,
+        eval_on_start=has_eval and cfg.eval.at_start,
+        save_strategy="steps",
+        save_steps=t.eval_steps,
+        save_total_limit=t.save_total_limit,
+        # TRL defaults bf16 and gradient checkpointing on; both are slow on a CPU and for small models.
+        bf16=bf16,
+        fp16=False,
+        use_cpu=use_cpu,
+        gradient_checkpointing=cfg.hardware.gradient_checkpointing,
+        precompute_ref_log_probs=t.precompute_ref_log_probs,
+        precompute_ref_batch_size=t.eval_batch_size,
+        loss_type=[loss.type.value, *loss.extra_types],
+        loss_weights=loss.weights,
+        beta=cfg.beta.value,
+        label_smoothing=loss.label_smoothing,
+        discopop_tau=loss.discopop_tau,
+        f_divergence_type=loss.f_divergence_type,
+        f_alpha_divergence_coef=loss.f_alpha_divergence_coef,
+        ld_alpha=loss.ld_alpha,
+        use_weighting=loss.use_weighting,
+        report_to=["mlflow"],
+        disable_tqdm=True,  # ConsoleProgress prints one line per log step instead
+        dataloader_num_workers=0,
+        save_only_model=False,  # optimizer and scheduler state too: resume continues exactly
+    )
+
+
+class DPOExpTrainer(DPOTrainer):
+    def __init__(self, *args, kl_prompts: list[list[dict]] | None = None, kl_samples_per_prompt: int = 2,
+                 kl_max_new_tokens: int = 32, group_by_length: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kl_prompts = kl_prompts or []
+        self.kl_samples_per_prompt = kl_samples_per_prompt
+        self.kl_max_new_tokens = kl_max_new_tokens
+        self.group_by_length = group_by_length
+        self.last_kl: dict[str, float] = {}
+
+    def _get_train_sampler(self, train_dataset=None):
+        if not self.group_by_length:
+            return super()._get_train_sampler(train_dataset)
+        # Transformers' own length grouping looks for `input_ids`; TRL's columns are split, so
+        # give the sampler the length of the longer of the two sequences of each pair.
+        ds = self.train_dataset
+        lengths = [len(p) + max(len(c), len(r)) for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])]
+        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
+
+    def estimate_kl(self) -> dict[str, float]:
+        if not self.kl_prompts or self.kl_samples_per_prompt < 1 or self.kl_max_new_tokens < 1:
+            return {}
+        return evaluate.sampled_kl(
+            self.model, self.processing_class, self.kl_prompts, evaluate.reference_context(self),
+            samples_per_prompt=self.kl_samples_per_prompt, max_new_tokens=self.kl_max_new_tokens,
+            seed=self.args.seed, batch_size=self.args.per_device_eval_batch_size,
+        )
+
+    def evaluate(self, *args, **kwargs):
+        # TRL averages `_metrics["eval"]` into the eval log line; adding the KL here puts it in
+        # the same line (and MLflow step) as TRL's eval metrics.
+        self.last_kl = self.estimate_kl()
+        for key, value in self.last_kl.items():
+            self._metrics["eval"][key].append(value)
+        return super().evaluate(*args, **kwargs)
+
+
+class ConsoleProgress(TrainerCallback):
+    """One line per logging step: step, loss, margin, accuracy, speed and time left."""
+
+    def __init__(self):
+        self.start = None
+        self.start_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start, self.start_step = time.time(), state.global_step
+        print(f"[dpo_exp] training: {state.max_steps} steps, batch {args.train_batch_size} pairs"
+              f"{f' (resuming at step {state.global_step})' if state.global_step else ''}", flush=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if self.start is None:
+            return
+        done = state.global_step - self.start_step
+        per_step = (time.time() - self.start) / done if done else float("nan")
+        left = per_step * (state.max_steps - state.global_step) if done else float("nan")
+        if "eval_loss" in logs:
+            parts = [f"eval {k.removeprefix('eval_')}={v:.3f}" for k, v in logs.items()
+                     if k in ("eval_loss", "eval_rewards/margins", "eval_rewards/accuracies", "eval_kl/sampled_full_vocab")]
+            print(f"[dpo_exp] step {state.global_step}/{state.max_steps} | " + " | ".join(parts), flush=True)
+        elif "loss" in logs:
+            parts = [f"{short} {logs[key]:.3f}" for key, short in CONSOLE_KEYS if key in logs]
+            eta = f"{left / 60:.1f} min left" if math.isfinite(left) else ""
+            print(f"[dpo_exp] step {state.global_step}/{state.max_steps} | " + " | ".join(parts)
+                  + (f" | {per_step:.2f} s/step | {eta}" if math.isfinite(per_step) else ""), flush=True)
+
+
+class StopOnNonFinite(TrainerCallback):
+    """Stop cleanly when the loss is NaN/inf: the last checkpoint stays the last good one."""
+
+    def __init__(self):
+        self.bad_step: int | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.bad_step = state.global_step
+            control.should_training_stop = True
+            control.should_save = False
+            print(f"[dpo_exp] loss is {loss} at step {state.global_step}: stopping; the last checkpoint is kept. "
+                  "Try a lower train.learning_rate or a larger beta.", file=sys.stderr, flush=True)
+
+
+def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_rows, run_dir: Path, run_name: str,
+                  peft_config) -> DPOExpTrainer:
+    import datasets
+    from transformers.trainer_callback import PrinterCallback
+
+    from dpo_exp.data import to_dataset
+
+    datasets.disable_progress_bars()  # per-map bars; TRL's reference pass keeps its own progress bar
+
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    args = dpo_config(cfg, run_dir, has_eval=bool(eval_rows), run_name=run_name,
+                      bf16=next(model.parameters()).dtype == torch.bfloat16, use_cpu=on_cpu)
+    kl_prompts = [row["prompt"] for row in eval_rows[: cfg.eval.kl_prompts]]
+    trainer = DPOExpTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=to_dataset(train_rows),
+        eval_dataset=to_dataset(eval_rows) if eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[ConsoleProgress(), StopOnNonFinite()],
+        kl_prompts=kl_prompts,
+        kl_samples_per_prompt=cfg.eval.kl_samples_per_prompt,
+        kl_max_new_tokens=cfg.eval.kl_max_new_tokens,
+        group_by_length=cfg.train.group_by_length,
+    )
+    trainer.remove_callback(PrinterCallback)  # raw log dicts; ConsoleProgress prints a readable line
+    return trainer
+
+
+def final_metrics(trainer: DPOExpTrainer) -> dict[str, float]:
+    """Last logged value of each train and eval metric (what the summary shows)."""
+    last: dict[str, float] = {}
+    for entry in trainer.state.log_history:
+        for k, v in entry.items():
+            if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                last[k] = float(v)
+    return last
