@@ -15,10 +15,13 @@ TRL, PEFT) are imported only from step 4, so `--help` and `--cfg job` answer at 
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import hydra
@@ -28,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dpo_exp import config, runs
 from dpo_exp.config import UserError
+from dpo_exp.sweep import PARENT_ENV
 
 config.register()
 
@@ -41,10 +45,27 @@ def run_name_from(overrides: list[str]) -> str:
     parts = []
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")
-        if key in ("resume",) or key.startswith("hydra"):
+        if key in ("resume",) or key.startswith(("hydra", "paths.", "tracking.")):
             continue
+        key = "beta" if key == "beta.value" else key
         parts.append(value if key == "experiment" else f"{key}={value}")
     return " ".join(parts) or "default"
+
+
+def numeric_beta(argv: list[str]) -> list[str]:
+    """`beta=0.3` and `beta=0.05,0.1,0.5` mean `beta.value=...`.
+
+    `beta` is a config group (presets low/default/high), and Hydra refuses a number as a group
+    option. Anything that is not a preset name (a number, a list, choice()/interval() for
+    sweepers) is passed to `beta.value` instead, so a beta sweep is a plain list.
+    """
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if key == "beta" and eq and not re.fullmatch(r"[A-Za-z_]\w*", value):
+            arg = f"beta.value={value}"
+        out.append(arg)
+    return out
 
 
 def _raise_interrupt(signum, frame):
@@ -54,34 +75,43 @@ def _raise_interrupt(signum, frame):
 def run(cfg: DictConfig) -> dict:
     from dpo_exp import data, models, tracking
 
-    # 1. config
-    conf = config.to_object(cfg)
     hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    run_name = conf.tracking.run_name or run_name_from(list(hydra_cfg.overrides.task))
-    fingerprint = config.fingerprint(cfg)
-    uri = tracking.resolve_uri(conf)
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    parent_run_id = os.environ.get(PARENT_ENV) if sweeping else None
+    run_name = cfg.tracking.run_name or run_name_from(list(hydra_cfg.overrides.task))
+    uri = tracking.resolve_uri_from(cfg.tracking.uri)
     tracking.check_reachable(uri)
+    try:
+        # 1. config
+        conf = config.to_object(cfg)
+        # 2. data (every row parsed and checked before any model work)
+        splits = data.load_splits(conf.data, conf.train.seed)
+        heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt) if conf.data.heldout_path else []
+        models.check_available(conf.model)
+    except UserError as e:
+        if sweeping:  # the sweep summary lists this job as FAILED, with the reason
+            tracking.record_failed_run(cfg, uri=uri, run_name=run_name, parent_run_id=parent_run_id, error=str(e))
+        raise
+    heldout = heldout[: conf.eval.heldout_max_prompts] if conf.eval.heldout_max_prompts else heldout
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    fingerprint = config.fingerprint(cfg)
 
     resume_from = None
     state = runs.new_state(fingerprint, uri)
-    if conf.resume:
+    if conf.resume or sweeping:  # in a sweep, finished jobs are skipped and failed ones resumed
         previous = runs.find_previous(Path(conf.paths.outputs), fingerprint, exclude=run_dir)
         if previous and previous[1].status == "finished":
-            log(f"resume=true: this config already finished in {previous[0]}; nothing to do.")
+            log(f"this config already finished in {previous[0]}; nothing to do (skipped).")
+            if parent_run_id and previous[1].mlflow_run_id:  # list it under this sweep's parent too
+                tracking.set_parent(uri, previous[1].mlflow_run_id, parent_run_id)
             return previous[1].summary or {}
         if previous:
             run_dir, state = previous
             resume_from = runs.last_checkpoint(run_dir)
-            log(f"resume=true: continuing {run_dir} from {resume_from or 'the start (no checkpoint yet)'}")
-        else:
+            log(f"resuming: continuing {run_dir} from {resume_from or 'the start (no checkpoint yet)'}")
+        elif conf.resume:
             log("resume=true: no earlier run of this config found; starting a new one.")
 
-    # 2. data (every row parsed and checked before any model work)
-    splits = data.load_splits(conf.data, conf.train.seed)
-    heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt) if conf.data.heldout_path else []
-    heldout = heldout[: conf.eval.heldout_max_prompts] if conf.eval.heldout_max_prompts else heldout
-    models.check_available(conf.model)
     log(f"run '{run_name}' -> {run_dir}")
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.eval)} eval pairs"
         + (f", {splits.skipped} malformed rows skipped (data.on_error=skip)" if splits.skipped else "")
@@ -95,7 +125,7 @@ def run(cfg: DictConfig) -> dict:
     started = time.time()
     try:
         with tracking.mlflow_run(conf, uri=uri, run_name=run_name, fingerprint=fingerprint, run_dir=run_dir,
-                                 command=command, run_id=state.mlflow_run_id) as run_id:
+                                 command=command, run_id=state.mlflow_run_id, parent_run_id=parent_run_id) as run_id:
             state.mlflow_run_id, state.status = run_id, "running"
             state.save(run_dir)
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -113,8 +143,6 @@ def run(cfg: DictConfig) -> dict:
 
 
 def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir: Path, run_name: str) -> dict:
-    import os
-
     os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")  # params are our flattened config, not TrainingArguments
     from transformers import set_seed
 
@@ -127,17 +155,28 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir
     tokenizer, model, ref_model = models.load(conf, corpus)
     log(f"model '{conf.model.name}' loaded on {model.device} ({model.dtype}) in {time.time() - t0:.1f} s")
 
-    # 5. train
+    # 5. train (SFT first when the stage asks for it)
+    peft_config = models.peft_config(conf.lora)
+    if conf.stage != config.Stage.dpo:
+        from dpo_exp import sft
+
+        model = sft.train_sft(conf, model=model, tokenizer=tokenizer, train_rows=splits.train, run_dir=run_dir,
+                              peft_config=peft_config)
+        peft_config = None  # DPO continues the SFT adapter; TRL keeps a frozen copy as the reference
+        if conf.stage == config.Stage.sft:
+            return finish_sft_only(conf, model, tokenizer, heldout, run_dir)
     trainer = train.build_trainer(conf, model=model, ref_model=ref_model, tokenizer=tokenizer,
                                   train_rows=splits.train, eval_rows=splits.eval, run_dir=run_dir,
-                                  run_name=run_name, peft_config=models.peft_config(conf.lora))
+                                  run_name=run_name, peft_config=peft_config)
     tracking.log_dict_artifact(trainer.args.to_dict(), "dpo_config.json")
+    tracking.set_tags({f"dpo_exp.ref_logps.{split}": how for split, how in trainer.ref_cache_events.items()})
     checkpoint = runs.last_checkpoint(run_dir)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     stopper = next(c for c in trainer.callback_handler.callbacks if isinstance(c, train.StopOnNonFinite))
     if stopper.bad_step is not None:
-        raise RuntimeError(f"training diverged (non-finite loss) at step {stopper.bad_step}; the last good "
-                           f"checkpoint is in {run_dir}. Lower train.learning_rate or raise beta and resume.")
+        raise UserError(f"Training diverged: the loss was not finite at step {stopper.bad_step}, so the run stopped "
+                        f"(marked FAILED in MLflow); the last good checkpoint is in {run_dir}. Fix: lower "
+                        "train.learning_rate or raise beta, then start again (or resume=true with the same config).")
     step = trainer.state.global_step
     evaluated_last = any("eval_loss" in e and e.get("step") == step for e in trainer.state.log_history)
     if splits.eval and not evaluated_last:
@@ -145,22 +184,41 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir
 
     # 6. held-out before/after generations
     metrics = train.final_metrics(trainer)
-    if heldout and conf.eval.max_new_tokens > 0:
-        t0 = time.time()
-        rows = evaluate.before_after(trainer.model, tokenizer, heldout, evaluate.reference_context(trainer),
-                                     max_new_tokens=conf.eval.max_new_tokens, batch_size=conf.train.eval_batch_size)
-        behaviour = evaluate.behaviour_metrics(conf.eval.behaviour, rows)
-        tracking.log_metrics(behaviour, step)
-        tracking.log_table(rows, "heldout_generations.json")
-        tracking.log_text_artifact(generations_markdown(rows), "heldout_generations.md")
-        metrics.update(behaviour)
-        log(f"held-out before/after generations: {len(rows)} prompts in {time.time() - t0:.1f} s")
+    metrics.update(heldout_before_after(conf, trainer.model, tokenizer, heldout, evaluate.reference_context(trainer),
+                                        step))
 
     # 7. save and log the adapter (or full model), tokenizer included
     trainer.save_model(str(run_dir / "adapter"))
     if conf.tracking.log_adapter:
         tracking.log_folder(run_dir / "adapter", "adapter")
     return {"metrics": metrics, "steps": step}
+
+
+def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[dict], as_reference, step: int) -> dict:
+    """Greedy generations of the reference (before) and the trained model (after), logged as a table."""
+    from dpo_exp import evaluate, tracking
+
+    if not heldout or conf.eval.max_new_tokens <= 0:
+        return {}
+    t0 = time.time()
+    rows = evaluate.before_after(model, tokenizer, heldout, as_reference, max_new_tokens=conf.eval.max_new_tokens,
+                                 batch_size=conf.train.eval_batch_size)
+    behaviour = evaluate.behaviour_metrics(conf.eval.behaviour, rows)
+    tracking.log_metrics(behaviour, step)
+    tracking.log_table(rows, "heldout_generations.json")
+    tracking.log_text_artifact(generations_markdown(rows), "heldout_generations.md")
+    log(f"held-out before/after generations: {len(rows)} prompts in {time.time() - t0:.1f} s")
+    return behaviour
+
+
+def finish_sft_only(conf: config.Config, model, tokenizer, heldout: list[dict], run_dir: Path) -> dict:
+    """stage=sft: before/after against the base model (adapter disabled), and the SFT adapter."""
+    from dpo_exp import evaluate, sft, tracking
+
+    metrics = heldout_before_after(conf, model, tokenizer, heldout, evaluate.adapter_disabled(model), step=0)
+    if conf.tracking.log_adapter:
+        tracking.log_folder(run_dir / sft.ADAPTER_DIR, "adapter")
+    return {"metrics": metrics, "steps": 0}
 
 
 def generations_markdown(rows: list[dict]) -> str:
@@ -201,16 +259,25 @@ def print_summary(summary: dict, uri: str) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         summary = run(cfg)
     except UserError as e:
         print(f"\ndpo_exp: error: {e}\n", file=sys.stderr, flush=True)
-        if HydraConfig.get().mode == RunMode.RUN:
+        if not sweeping:
             sys.exit(2)
         return None  # in a sweep, one bad job does not stop the others
+    except Exception:
+        if not sweeping:
+            raise
+        # The job's MLflow run is already marked FAILED; the other jobs go on.
+        print(f"\ndpo_exp: job {HydraConfig.get().job.num} failed:\n{traceback.format_exc()}", file=sys.stderr,
+              flush=True)
+        return None
     # The returned value is what sweepers (e.g. Optuna) optimise.
     return summary.get("metrics", {}).get("eval_rewards/accuracies")
 
 
 if __name__ == "__main__":
+    sys.argv = numeric_beta(sys.argv)
     main()

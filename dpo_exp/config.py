@@ -75,6 +75,12 @@ class DataFormat(str, Enum):
     ultrafeedback = "ultrafeedback"  # ultrafeedback_binarized rows (prompt, chosen/rejected messages)
 
 
+class Stage(str, Enum):
+    dpo = "dpo"  # DPO from the model as loaded (reference = that model)
+    sft = "sft"  # SFT on the chosen replies only
+    sft_dpo = "sft_dpo"  # SFT, then DPO from the SFT adapter (reference = the SFT model)
+
+
 class OnError(str, Enum):
     # (OmegaConf matches enum members by name, so the names are the config values.)
     error = "error"  # stop at the first malformed row, naming file and line
@@ -175,8 +181,18 @@ class TrainConfig:
     save_total_limit: int = 2
     seed: int = 42
     precompute_ref_log_probs: bool = True  # one reference pass up front instead of one per step
+    cache_ref_log_probs: bool = True  # reuse that pass across runs with the same model and data
     group_by_length: bool = True  # batches of similar length: less padding
     optim: str = "adamw_torch"
+
+
+@dataclass
+class SFTStageConfig:
+    """The SFT stage of stage=sft / stage=sft_dpo (batch size, length, schedule: from train.*)."""
+
+    learning_rate: float = 2e-4
+    num_epochs: float = 1.0
+    max_steps: int = -1
 
 
 @dataclass
@@ -216,6 +232,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    stage: Stage = Stage.dpo
+    sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     resume: bool = False  # continue the last unfinished run of this exact config
 
 
@@ -280,6 +298,11 @@ def validate(cfg: Config) -> None:
     if cfg.hardware.load_in_4bit and not cfg.lora.enabled:
         bad("lora", "none", "a 4-bit quantized model cannot be fully fine-tuned",
             "use a LoRA preset (lora=attn or lora=all_linear) with hardware=gpu_4bit")
+    if cfg.stage != Stage.dpo and not cfg.lora.enabled:
+        bad("stage", cfg.stage.value, "the SFT stage trains a LoRA adapter that DPO then continues",
+            "use a LoRA preset (lora=attn or lora=all_linear), or stage=dpo for full fine-tuning")
+    if cfg.stage != Stage.dpo and not cfg.sft.learning_rate > 0:
+        bad("sft.learning_rate", cfg.sft.learning_rate, "must be > 0", "use e.g. sft.learning_rate=2e-4")
     if cfg.model.source == ModelSource.pretrained and not cfg.model.path:
         bad("model.path", cfg.model.path, "model.source=pretrained needs a local folder or hub id",
             "pass model=local model.path=/path/to/hf_model, or model.path=<org>/<name>")

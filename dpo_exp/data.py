@@ -78,7 +78,7 @@ class Splits:
 def load_pairs(
     path: str,
     fmt: DataFormat | str = "auto",
-    on_error: OnError | str = "raise",
+    on_error: OnError | str = "error",
     split: str = "train",
     system_prompt: str | None = None,
 ) -> tuple[list[dict], int, DataFormat]:

@@ -154,6 +154,17 @@ def reference_context(trainer) -> Callable[[], ContextManager]:
     return ctx
 
 
+def adapter_disabled(model) -> Callable[[], ContextManager]:
+    """Reference context for a PEFT model: every adapter off (the base model)."""
+
+    @contextlib.contextmanager
+    def ctx():
+        with model.disable_adapter():
+            yield None
+
+    return ctx
+
+
 def before_after(policy, tokenizer, heldout: list[dict], as_reference: Callable[[], ContextManager], *,
                  max_new_tokens: int, batch_size: int = 16) -> list[dict]:
     """Greedy generations on held-out prompts from the reference (before) and the policy (after)."""

@@ -30,8 +30,12 @@ TAG_COMMAND = "dpo_exp.command"
 
 
 def resolve_uri(cfg: Config) -> str:
-    if cfg.tracking.uri:
-        return cfg.tracking.uri
+    return resolve_uri_from(cfg.tracking.uri)
+
+
+def resolve_uri_from(uri: str | None) -> str:
+    if uri:
+        return uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
@@ -68,7 +72,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             )
 
 
-def _experiment_id(client, name: str, uri: str) -> str:
+def get_or_create_experiment(client, name: str, uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -91,7 +95,7 @@ def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_di
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    experiment_id = _experiment_id(client, cfg.tracking.experiment, uri)
+    experiment_id = get_or_create_experiment(client, cfg.tracking.experiment, uri)
     tags = {TAG_FINGERPRINT: fingerprint, TAG_RUN_DIR: str(run_dir), TAG_COMMAND: command}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
@@ -121,6 +125,31 @@ def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_di
         del active
 
 
+def record_failed_run(cfg, *, uri: str, run_name: str, parent_run_id: str | None, error: str) -> None:
+    """A FAILED run for a sweep job that stopped before training (e.g. an invalid value in the grid)."""
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    tags = {"dpo_exp.error": error[:5000]}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(get_or_create_experiment(client, cfg.tracking.experiment, uri), run_name=run_name, tags=tags)
+    try:
+        params = [Param(k, v[:6000]) for k, v in flatten(cfg).items()]
+    except Exception:  # values that cannot even be resolved: the error tag says why
+        params = []
+    for i in range(0, len(params), 100):
+        client.log_batch(run.info.run_id, params=params[i : i + 100])
+    client.set_terminated(run.info.run_id, status="FAILED")
+
+
+def set_parent(uri: str, run_id: str, parent_run_id: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(uri).set_tag(run_id, "mlflow.parentRunId", parent_run_id)
+
+
 def log_dict_artifact(data, name: str) -> None:
     import mlflow
 
@@ -141,6 +170,13 @@ def log_table(rows: list[dict], name: str) -> None:
         columns = list(rows[0].keys())
         mlflow.log_table({c: [json.dumps(r.get(c)) if isinstance(r.get(c), (list, dict)) else r.get(c) for r in rows]
                           for c in columns}, artifact_file=name)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    import mlflow
+
+    if tags:
+        mlflow.set_tags(tags)
 
 
 def log_metrics(metrics: dict[str, float], step: int) -> None:

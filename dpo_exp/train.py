@@ -11,6 +11,9 @@ separate frozen copy. Reference log-probs are precomputed once by default.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import math
 import sys
 import time
@@ -50,6 +53,7 @@ def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf1
         max_length=t.max_length,
         logging_steps=t.logging_steps,
         logging_first_step=True,
+        logging_nan_inf_filter=False,  # Trainer's default logs an inf/NaN loss as 0: divergence must show
         eval_strategy=eval_strategy,
         eval_steps=t.eval_steps,
         eval_on_start=has_eval and cfg.eval.at_start,
@@ -79,15 +83,87 @@ def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf1
     )
 
 
+def base_weights_hash(model) -> str:
+    """Hash of the weights the reference uses: every parameter but the trained adapter's.
+
+    TRL's own cache key hashes the freshly initialised LoRA weights too, so it misses across
+    seeds although the reference is the same. A 'ref' adapter (training started from an SFT
+    adapter) is part of the reference and stays in the hash.
+    """
+    h = hashlib.sha256()
+    for name, param in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        if "lora_" in name and ".default." in name:
+            continue
+        h.update(name.removeprefix("base_model.model.").encode())
+        h.update(param.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def dataset_hash(dataset) -> str:
+    """Hash of TRL's tokenized columns: changes with the data, the tokenizer and max_length."""
+    h = hashlib.sha256()
+    for column in ("prompt_ids", "chosen_ids", "rejected_ids"):
+        for ids in dataset[column]:
+            h.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes())
+            h.update(b"|")
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # parallel sweep jobs wait; one computes, the rest load
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class DPOExpTrainer(DPOTrainer):
+    # Set before super().__init__, which precomputes the reference log-probs.
+    ref_cache_dir: Path | None = None
+
     def __init__(self, *args, kl_prompts: list[list[dict]] | None = None, kl_samples_per_prompt: int = 2,
-                 kl_max_new_tokens: int = 32, group_by_length: bool = False, **kwargs):
+                 kl_max_new_tokens: int = 32, group_by_length: bool = False, ref_cache_dir: Path | None = None,
+                 **kwargs):
+        self.ref_cache_dir = ref_cache_dir
+        self.ref_cache_events: dict[str, str] = {}  # split -> "computed" | "cached"
         super().__init__(*args, **kwargs)
         self.kl_prompts = kl_prompts or []
         self.kl_samples_per_prompt = kl_samples_per_prompt
         self.kl_max_new_tokens = kl_max_new_tokens
         self.group_by_length = group_by_length
         self.last_kl: dict[str, float] = {}
+
+    def _precompute_ref_logps(self, dataset, name: str, batch_size: int):
+        """TRL's reference pass, cached under `paths.cache/ref_logps` by what the reference sees.
+
+        The key covers the reference weights (LoRA excluded), the tokenized data and the batch
+        size, and nothing else: jobs of a sweep over beta, learning rate, loss or seed share it.
+        """
+        if self.ref_cache_dir is None:
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+        if not hasattr(self, "_ref_weights_hash"):
+            self._ref_weights_hash = base_weights_hash(self.ref_model or self.model)
+        key = hashlib.sha256(f"{self._ref_weights_hash}:{dataset_hash(dataset)}:{batch_size}".encode()).hexdigest()[:24]
+        path = self.ref_cache_dir / f"{key}.pt"
+        with file_lock(self.ref_cache_dir / f"{key}.lock"):
+            if path.is_file():
+                cached = torch.load(path)
+                self.ref_cache_events[name] = "cached"
+                print(f"[dpo_exp] reference log-probs for {name}: reused from {path}", flush=True)
+            else:
+                out = super()._precompute_ref_logps(dataset, name, batch_size)
+                cached = {"chosen": [float(x) for x in out["ref_chosen_logps"]],
+                          "rejected": [float(x) for x in out["ref_rejected_logps"]]}
+                tmp = path.with_suffix(f".tmp{id(self)}")
+                torch.save(cached, tmp)
+                tmp.replace(path)
+                self.ref_cache_events[name] = "computed"
+                return out
+        return dataset.add_column("ref_chosen_logps", cached["chosen"]).add_column(
+            "ref_rejected_logps", cached["rejected"])
 
     def _get_train_sampler(self, train_dataset=None):
         if not self.group_by_length:
@@ -188,6 +264,7 @@ def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_
         kl_samples_per_prompt=cfg.eval.kl_samples_per_prompt,
         kl_max_new_tokens=cfg.eval.kl_max_new_tokens,
         group_by_length=cfg.train.group_by_length,
+        ref_cache_dir=Path(cfg.paths.cache).expanduser() / "ref_logps" if cfg.train.cache_ref_log_probs else None,
     )
     trainer.remove_callback(PrinterCallback)  # raw log dicts; ConsoleProgress prints a readable line
     return trainer

@@ -1,0 +1,655 @@
+"""`python -m dpo_exp.eval`: compare trained adapters with each other and with the base model.
+
+    python -m dpo_exp.eval +experiment=sycophancy eval_models.sft=outputs/sft/adapter eval_models.dpo=<run id>
+
+Configured by Hydra like training: `conf/evaluate.yaml` composes the same groups as
+`conf/config.yaml` (model, hardware, data, eval, tracking, ...), so pass the model, data and
+`+debug`/`+experiment` overrides the adapters were trained with: the base model must be the
+same one (an adapter saved with a different tokenizer is refused; for `model=tiny` the
+tokenizer is trained on the data, so the data overrides matter too). Eval-only keys:
+
+  eval_models.NAME=SOURCE   an adapter to compare, any number of them, in this order. SOURCE is an
+                            adapter folder (a run's `adapter/`), `runs:/<run id>[/<artifact path>]`
+                            or a bare 32-hex MLflow run id (the run's `adapter` artifact is
+                            downloaded). `models.NAME=SOURCE` is accepted too. The base model is
+                            always included, as `base` (every adapter disabled).
+  baseline=NAME             the model the others are compared with (judge win rate, delta
+                            column); default `sft` if there is one, else `base`.
+  judge.kind=...            heuristic (rules per experiment, default; no win rates, with a note,
+                            for an experiment without rules), model (judge.model_path: a local
+                            HF chat model), openai (judge.base_url, judge.model), or none.
+  sampling.*                the sampled decoding: temperature 0.7, top_p 0.9, seed 0 (the same
+                            random stream for every model).
+  max_prompts=N             held-out prompts used (default: eval.heldout_max_prompts, else all).
+  max_pairs=N               eval pairs scored for the implicit reward (default: all).
+
+For each model, on the held-out prompts (`data.heldout_path`): greedy and sampled generations,
+the behaviour metric of `eval.behaviour` (sycophancy: behaviour.sycophancy_metrics), diversity
+and length (genmetrics.diversity_report, plus mean length in tokens). On the eval split of the
+preference data (the split training evaluated on: same data keys and seed): implicit reward
+accuracy and margin, reward = beta * (log pi(y|x) - log pi_base(y|x)) summed over the reply
+tokens, chosen vs rejected (beta = `beta.value`: accuracy does not depend on it, the margin
+scales with it; n/a for the base model, whose reward is 0 by definition). The sampled
+KL(model || base) of `evaluate.sampled_kl`. Rewards and KL use the pairs, prompts, seed and
+lengths of training's evaluations, so a DPO adapter's numbers equal the last `eval_rewards/*`
+and `eval_kl/*` of its run when beta matches. And the judge's win rate against the baseline,
+judged in both orders on the greedy generations (`judges.win_rate`).
+
+Outputs: `report.md` in the Hydra run dir (metrics x models table with a "delta <last model>
+over <baseline>" column, then the greedy generations side by side), an MLflow run in experiment
+`<tracking.experiment>-eval` (metrics as `<model>/<metric>`, report.md, and every generation
+in generations.json via mlflow.log_table), and the table printed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import shlex
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from dpo_exp import config
+from dpo_exp.config import Config, UserError
+
+BASE = "base"
+ADAPTER_ARTIFACT = "adapter"
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+# --- schema: Config plus the eval-only keys -----------------------------------------------------
+
+
+class JudgeKind(str, Enum):
+    heuristic = "heuristic"  # judges.HeuristicJudge: rules of `judge.experiment` (default: eval.behaviour)
+    model = "model"  # judges.ModelJudge: a local HF chat model at judge.model_path
+    openai = "openai"  # judges.OpenAIJudge: an OpenAI-compatible endpoint
+    none = "none"  # no win rates
+
+
+@dataclass
+class JudgeConfig:
+    kind: JudgeKind = JudgeKind.heuristic
+    experiment: Optional[str] = None  # heuristic rules; null = eval.behaviour
+    model_path: Optional[str] = None  # model judge: a local Hugging Face folder with a chat template
+    margin: float = 0.0  # model judge: |p_a - 0.5| <= margin is a tie
+    base_url: Optional[str] = None  # openai judge, e.g. http://127.0.0.1:8000/v1
+    model: Optional[str] = None  # openai judge: the served model's name
+    api_key_env: str = "OPENAI_API_KEY"  # openai judge: the environment variable holding the key
+    timeout: float = 30.0
+    max_retries: int = 3
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0  # the same random stream for every model
+
+
+@dataclass
+class EvalAppConfig(Config):
+    eval_models: dict[str, str] = field(default_factory=dict)  # name -> adapter folder | runs:/<id> | run id
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    baseline: Optional[str] = None  # null: sft if present, else base
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    max_prompts: Optional[int] = None  # null: eval.heldout_max_prompts, else every held-out prompt
+    max_pairs: Optional[int] = None  # eval pairs scored for the implicit reward; null: all
+
+
+def register() -> None:
+    """`conf/evaluate.yaml` starts its defaults with `eval_schema`, this dataclass."""
+    config.register()
+    ConfigStore.instance().store(name="eval_schema", node=EvalAppConfig)
+
+
+def cli_args(argv: list[str]) -> list[str]:
+    """`eval_models.X=S` and `models.X=S` become `++eval_models.X=S` (a new key in a typed mapping
+    needs Hydra's `+`, which users should not have to know); `beta=0.3` means `beta.value=0.3`."""
+    from dpo_exp.__main__ import numeric_beta
+
+    out = []
+    for arg in numeric_beta(argv):
+        m = re.fullmatch(r"\+{0,2}(?:eval_)?models\.([^=]+)=(.*)", arg, re.S)
+        out.append(f"++eval_models.{m.group(1)}={m.group(2)}" if m else arg)
+    return out
+
+
+def log(msg: str) -> None:
+    print(f"[dpo_exp] {msg}", flush=True)
+
+
+# --- checks and inputs, before any model work ----------------------------------------------------
+
+
+def check(conf: EvalAppConfig) -> list[str]:
+    """Validate the eval-only keys; return the model names in table order (base first)."""
+    names = list(conf.eval_models)
+    if not names:
+        raise UserError("No model to compare: eval_models is empty. Fix: name one or more adapters, e.g. "
+                        "eval_models.sft=outputs/sft/<date>/adapter eval_models.dpo=<mlflow run id>.")
+    for name in names:
+        if name == BASE:
+            raise UserError("eval_models.base is reserved: the base model is always included as 'base'. Fix: give "
+                            "the adapter another name, e.g. eval_models.sft=...")
+        if not MODEL_NAME.fullmatch(name):
+            raise UserError(f"Invalid model name {name!r} in eval_models: names become MLflow metric prefixes. Fix: "
+                            "use letters, digits, '_', '-' or '.', starting with a letter (e.g. sft, dpo_beta0.5).")
+    names = [BASE, *names]
+    if conf.baseline is not None and conf.baseline not in names:
+        raise UserError(f"baseline={conf.baseline!r} is not one of the compared models ({', '.join(names)}). "
+                        "Fix: pass one of them, or leave baseline unset (sft if present, else base).")
+    s = conf.sampling
+    if not s.temperature > 0 or not 0 < s.top_p <= 1:
+        raise UserError(f"Invalid sampling (temperature={s.temperature}, top_p={s.top_p}): temperature must be > 0 "
+                        "and top_p in (0, 1]. Fix: e.g. sampling.temperature=0.7 sampling.top_p=0.9.")
+    for key in ("max_prompts", "max_pairs"):
+        if getattr(conf, key) is not None and getattr(conf, key) < 1:
+            raise UserError(f"Invalid {key}={getattr(conf, key)}: must be >= 1. Fix: use a positive number, or null "
+                            "for all.")
+    return names
+
+
+def baseline_of(conf: EvalAppConfig, names: list[str]) -> str:
+    return conf.baseline or ("sft" if "sft" in names else BASE)
+
+
+def load_heldout(conf: EvalAppConfig) -> list[dict]:
+    from dpo_exp import data
+
+    if not conf.data.heldout_path:
+        raise UserError("No held-out prompts: data.heldout_path is null, and the comparison generates on them. "
+                        "Fix: set data.heldout_path=<file.jsonl> (one {\"prompt\": ...} per line), or use a data "
+                        "preset that has one (data=sycophancy).")
+    rows = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt)
+    cap = conf.max_prompts or conf.eval.heldout_max_prompts
+    rows = rows[:cap] if cap else rows
+    if conf.eval.behaviour == "sycophancy" or (conf.judge.kind == JudgeKind.heuristic and heuristic_rules(conf)):
+        missing = [i for i, r in enumerate(rows, start=1) if "claim_is_true" not in r]
+        if missing:
+            raise UserError(f"Held-out rows {missing[:5]} of {conf.data.heldout_path} have no 'claim_is_true', which "
+                            "the sycophancy metric and the heuristic judge need. Fix: add it to every row, or use "
+                            "eval.behaviour=null judge.kind=none (or a model/openai judge).")
+    return rows
+
+
+def heuristic_rules(conf: EvalAppConfig) -> str | None:
+    return conf.judge.experiment or conf.eval.behaviour
+
+
+def make_judge(conf: EvalAppConfig, heldout: list[dict], device: str | None = None):
+    """The configured judge, or None for none. The model judge is only checked until `device` is given, so
+    that a wrong judge.model_path fails before the compared models load."""
+    from dpo_exp import judges
+
+    j = conf.judge
+    if j.kind == JudgeKind.none:
+        return None
+    if j.kind == JudgeKind.heuristic:
+        if not heuristic_rules(conf):  # the default judge, on an experiment it has no rules for
+            log("judge: the heuristic judge has rules only for eval.behaviour=sycophancy (or judge.experiment), so "
+                "there are no win rates; use judge.kind=model or judge.kind=openai for this experiment.")
+            return None
+        return judges.HeuristicJudge.from_rows(heldout, experiment=heuristic_rules(conf))
+    if j.kind == JudgeKind.openai:
+        if not j.base_url or not j.model:
+            raise UserError("judge.kind=openai needs judge.base_url and judge.model. Fix: e.g. judge.base_url="
+                            "http://127.0.0.1:8000/v1 judge.model=<served model name>.")
+        return judges.make_judge("openai", base_url=j.base_url, model=j.model, api_key_env=j.api_key_env,
+                                 timeout=j.timeout, max_retries=j.max_retries)
+    if not j.model_path or not (Path(j.model_path).expanduser() / "config.json").is_file():
+        raise UserError(f"judge.kind=model needs judge.model_path, a local Hugging Face model folder (got "
+                        f"{j.model_path!r}, which has no config.json). Fix: judge.model_path=/path/to/chat_model.")
+    if device is None:
+        return None  # checked; loaded with the models (see run)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = str(Path(j.model_path).expanduser())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).to(device)
+    return judges.ModelJudge(model, tokenizer, margin=j.margin)
+
+
+@dataclass
+class Source:
+    name: str
+    spec: str  # as given on the command line
+    path: Path  # the adapter folder (downloaded for an MLflow run)
+    run_id: str | None = None
+
+
+def resolve_sources(conf: EvalAppConfig, uri: str, download_dir: Path) -> list[Source]:
+    """Every adapter as a local folder; MLflow runs' adapters are downloaded into `download_dir`."""
+    sources = []
+    for name, spec in conf.eval_models.items():
+        spec = str(spec).strip()
+        local = Path(spec).expanduser()
+        run = re.fullmatch(r"runs:/([^/]+)/?(.*)", spec)
+        if run or (RUN_ID.fullmatch(spec) and not local.exists()):  # a local folder wins over a run id
+            run_id, artifact = (run.group(1), run.group(2).strip("/")) if run else (spec, "")
+            artifact = artifact or ADAPTER_ARTIFACT
+            path = _download_adapter(name, run_id, artifact, uri, download_dir / name)
+            sources.append(Source(name, spec, path, run_id))
+        else:
+            sources.append(Source(name, spec, local))
+    for s in sources:
+        _check_adapter_folder(s)
+    return sources
+
+
+def _download_adapter(name: str, run_id: str, artifact: str, uri: str, dest: Path) -> Path:
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise UserError(f"eval_models.{name}: there is no MLflow run {run_id!r} in {uri}. Fix: copy the run id from "
+                        "the training summary or the MLflow UI, point tracking.uri (or MLFLOW_TRACKING_URI) at the "
+                        "store that holds it, or pass the adapter folder instead.") from None
+    folder = str(Path(artifact).parent) if "/" in artifact else None
+    try:
+        listed = [a.path for a in client.list_artifacts(run_id, folder)]
+    except MlflowException:
+        listed = []
+    if artifact not in listed:
+        raise UserError(f"eval_models.{name}: MLflow run {run_id} has no '{artifact}' artifact (it has: "
+                        f"{', '.join(listed) or 'none'}); runs with tracking.log_adapter=false do not upload one. "
+                        "Fix: pass the adapter folder from the run's directory (its tag dpo_exp.run_dir) instead.")
+    dest.mkdir(parents=True, exist_ok=True)
+    log(f"downloading the adapter of MLflow run {run_id} ({name}) ...")
+    return Path(download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dest), tracking_uri=uri))
+
+
+def _check_adapter_folder(s: Source) -> None:
+    where = f"eval_models.{s.name}={s.spec}"
+    if not s.path.is_dir():
+        raise UserError(f"{where}: no such adapter folder ({s.path.resolve()}). Fix: pass the `adapter` folder of a "
+                        "training run (outputs/<experiment>/<date>/adapter), `runs:/<run id>` or a bare MLflow run id.")
+    if not (s.path / "adapter_config.json").is_file():
+        full = (s.path / "config.json").is_file()
+        raise UserError(f"{where}: {s.path} is not a PEFT adapter folder (no adapter_config.json)"
+                        + (": it holds a full model (a lora=none run), which this comparison does not load as an "
+                           "adapter. Fix: evaluate it as the base, with model=local model.path=" + str(s.path)
+                           if full else ". Fix: pass the `adapter` folder a training run saved.") + ".")
+
+
+# --- the models: one base, each adapter a named PEFT adapter on it ------------------------------
+
+
+class ModelSet:
+    """The base model with every adapter loaded by name; `use(name)` makes one of them the model."""
+
+    def __init__(self, base, sources: list[Source]):
+        from peft import PeftModel
+
+        self.names = [BASE, *[s.name for s in sources]]
+        model = base
+        for i, s in enumerate(sources):
+            try:
+                if i == 0:
+                    model = PeftModel.from_pretrained(base, str(s.path), adapter_name=s.name, is_trainable=False)
+                else:
+                    model.load_adapter(str(s.path), adapter_name=s.name, is_trainable=False)
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise UserError(f"eval_models.{s.name}: the adapter in {s.path} does not fit the base model "
+                                f"({type(e).__name__}: {str(e)[:300]}). Fix: pass the same model (and +debug/"
+                                "+experiment) overrides the adapter was trained with.") from None
+        self.model = model.eval()
+
+    @contextlib.contextmanager
+    def use(self, name: str):
+        """Within the block, `self.model` is the named model (`base`: every adapter disabled)."""
+        if name == BASE:
+            with self.model.disable_adapter():
+                yield self.model
+        else:
+            self.model.set_adapter(name)
+            yield self.model
+
+    def reference_context(self, name: str):
+        """For evaluate.sampled_kl: how the model under `use(name)` computes base log-probs."""
+        if name == BASE:
+            return lambda: contextlib.nullcontext(None)  # already the base: KL(base || base) is exactly 0
+
+        @contextlib.contextmanager
+        def ctx():
+            with self.model.disable_adapter():
+                yield None
+
+        return ctx
+
+
+def check_tokenizer(tokenizer, sources: list[Source]) -> None:
+    """An adapter saved with a different tokenizer was trained on a different base (e.g. another tiny
+    model, whose tokenizer is trained on the run's data): its numbers would be meaningless."""
+    from transformers import AutoTokenizer
+
+    vocab = tokenizer.get_vocab()
+    for s in sources:
+        if not any((s.path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+            continue
+        if AutoTokenizer.from_pretrained(str(s.path)).get_vocab() != vocab:
+            raise UserError(f"eval_models.{s.name}: the tokenizer saved with the adapter in {s.path} differs from the "
+                            "base model's, so it was trained on another base (or, for model=tiny, on other data). "
+                            "Fix: pass the model, data and +debug/+experiment overrides the adapter was trained with.")
+
+
+# --- generation and scoring ----------------------------------------------------------------------
+
+
+def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, batch_size: int,
+             sampling: SamplingConfig | None) -> list[tuple[str, int]]:
+    """(text, number of tokens) per prompt: greedy, or sampled with `sampling` (seeded, forked RNG)."""
+    import torch
+
+    from dpo_exp.evaluate import decode, render_prompts
+
+    device = next(model.parameters()).device
+    decoding = (dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0) if sampling
+                else dict(do_sample=False))
+    texts = render_prompts(tokenizer, prompts)
+    out = []
+    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(sampling.seed if sampling else 0)
+        for i in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(device)
+            seqs = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                  eos_token_id=tokenizer.eos_token_id, repetition_penalty=1.0, **decoding)
+            for completion in seqs[:, enc["input_ids"].shape[1]:]:
+                stop = (completion == tokenizer.eos_token_id).nonzero()
+                completion = completion[: stop[0].item()] if len(stop) else completion
+                out.append((decode(tokenizer, completion), len(completion)))
+    return out
+
+
+def tokenize_pair_replies(tokenizer, rows: list[dict], max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, reply ids) for the chosen then the rejected reply of each row.
+
+    As TRL does it: the reply's ids are the conversation's ids after the prompt's (rendered with
+    the generation prompt); if that is not a prefix, the reply text is tokenized on its own.
+    Long pairs keep the reply's start and the prompt's end, within `max_length` tokens.
+    """
+    out = []
+    for key in ("chosen", "rejected"):
+        for row in rows:
+            prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+            full = tokenizer.apply_chat_template(row["prompt"] + row[key], tokenize=False)
+            p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            f = tokenizer(full, add_special_tokens=False)["input_ids"]
+            if f[: len(p)] == p:
+                c = f[len(p):]
+            else:
+                c = tokenizer(full[len(prompt):] if full.startswith(prompt) else row[key][-1]["content"],
+                              add_special_tokens=False)["input_ids"]
+            c = c[: max(max_length - 1, 1)]
+            out.append((p[-(max_length - len(c)):] if max_length > len(c) else p[-1:], c))
+    return out
+
+
+def reply_logps(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int) -> list[float]:
+    """log p(reply | prompt), summed over the reply tokens: one forward pass and log_softmax per batch."""
+    import torch
+
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            batch = pairs[i : i + batch_size]
+            width = max(len(p) + len(c) for p, c in batch)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            reply = torch.zeros_like(ids, dtype=torch.bool)
+            for j, (p, c) in enumerate(batch):  # right padding: positions match an unpadded pass
+                ids[j, : len(p) + len(c)] = torch.tensor(p + c)
+                mask[j, : len(p) + len(c)] = 1
+                reply[j, len(p) : len(p) + len(c)] = True
+            ids, mask, reply = ids.to(device), mask.to(device), reply.to(device)
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+            token_logps = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+            out += (token_logps * reply[:, 1:]).sum(-1).tolist()
+    return out
+
+
+# --- per-model metrics ---------------------------------------------------------------------------
+
+SECTIONS = ("greedy/", "sampled/", "reward/", "kl/", "judge/")
+
+
+def text_metrics(conf: EvalAppConfig, heldout: list[dict], outputs: list[tuple[str, int]], prefix: str) -> dict:
+    from dpo_exp.behaviour import sycophancy_metrics
+    from dpo_exp.genmetrics import diversity_report
+
+    texts = [t for t, _ in outputs]
+    metrics: dict[str, float] = {}
+    if conf.eval.behaviour == "sycophancy":
+        syc = sycophancy_metrics({"claim_is_true": r["claim_is_true"], "response": t} for r, t in zip(heldout, texts))
+        metrics.update({k: float(v) for k, v in syc.items() if not k.startswith("n_")})
+    metrics.update(diversity_report(texts))
+    metrics["mean_length_tokens"] = sum(n for _, n in outputs) / len(outputs)
+    return {f"{prefix}/{k}": v for k, v in metrics.items()}
+
+
+def reward_metrics(conf: EvalAppConfig, logps: list[float], base_logps: list[float]) -> dict[str, float]:
+    from dpo_exp.genmetrics import reward_accuracy
+
+    n = len(logps) // 2
+    rewards = [conf.beta.value * (lp - lb) for lp, lb in zip(logps, base_logps)]
+    chosen, rejected = rewards[:n], rewards[n:]
+    acc = reward_accuracy(chosen, rejected)
+    return {"reward/accuracy": acc["accuracy"], "reward/margin": acc["mean_margin"],
+            "reward/chosen": sum(chosen) / n, "reward/rejected": sum(rejected) / n}
+
+
+def kl_metrics(conf: EvalAppConfig, models: ModelSet, name: str, tokenizer, prompts: list[list[dict]]) -> dict:
+    from dpo_exp.evaluate import sampled_kl
+
+    e = conf.eval
+    if not prompts or e.kl_samples_per_prompt < 1 or e.kl_max_new_tokens < 1:
+        return {}
+    with models.use(name) as model:
+        kl = sampled_kl(model, tokenizer, prompts, models.reference_context(name),
+                        samples_per_prompt=e.kl_samples_per_prompt, max_new_tokens=e.kl_max_new_tokens,
+                        seed=conf.train.seed, batch_size=conf.train.eval_batch_size)
+    return {k: kl[k] for k in ("kl/sampled_full_vocab", "kl/sampled", "kl/sampled_stderr")}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def metrics_markdown(results: dict[str, dict[str, float]], baseline: str) -> str:
+    """Rows = metrics, columns = models, plus the last non-baseline model's delta over the baseline."""
+    names = list(results)
+    keys = list(dict.fromkeys(k for m in results.values() for k in m))
+    keys.sort(key=lambda k: next((i for i, s in enumerate(SECTIONS) if k.startswith(s)), len(SECTIONS)))
+    last = next(n for n in reversed(names) if n != baseline)
+    head = ["metric", *names, f"delta {last} over {baseline}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+    for k in keys:
+        a, b = results[last].get(k), results[baseline].get(k)
+        delta = a - b if a is not None and b is not None else None
+        lines.append("| " + " | ".join([k, *(fmt(results[n].get(k)) for n in names), fmt(delta)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def generations_markdown(rows: list[dict], names: list[str]) -> str:
+    extra = ["claim_is_true"] if rows and "claim_is_true" in rows[0] else []
+    head = ["prompt", *extra, *names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r[k]) for k in ["prompt", *extra, *[f"{n} (greedy)" for n in names]])
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report_markdown(conf: EvalAppConfig, sources: list[Source], baseline: str, results: dict, rows: list[dict],
+                    n_pairs: int, judge_name: str | None) -> str:
+    models = "\n".join(f"- `{s.name}`: {s.spec}" + (f" (MLflow run {s.run_id})" if s.run_id else "") for s in sources)
+    s = conf.sampling
+    return (
+        f"# Model comparison: {', '.join(results)}\n\n"
+        f"Base model `{conf.model.name}` (`base`, adapters disabled), adapters:\n{models}\n\n"
+        f"- held-out prompts: {len(rows)} from `{conf.data.heldout_path}`; greedy and sampled decoding "
+        f"(temperature {s.temperature}, top_p {s.top_p}, seed {s.seed}), at most {conf.eval.max_new_tokens} new "
+        "tokens\n"
+        f"- implicit reward on {n_pairs} eval pairs: beta * (log p_model - log p_base) summed over the reply, "
+        f"beta = {conf.beta.value}\n"
+        f"- KL(model || base) in nats per sequence, sampled (evaluate.sampled_kl)\n"
+        f"- judge: {judge_name or 'none'}; win/loss/tie rates against `{baseline}` on the greedy generations, "
+        "both orders\n\n"
+        f"## Metrics\n\n{metrics_markdown(results, baseline)}\n"
+        f"## Greedy generations\n\n{generations_markdown(rows, list(results))}"
+    )
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    from dpo_exp import data, models, tracking
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    # 1. config, data, sources: every input problem fails here, before any model is loaded
+    conf = config.to_object(cfg)
+    names = check(conf)
+    baseline = baseline_of(conf, names)
+    heldout = load_heldout(conf)
+    if not heldout:
+        raise UserError(f"No held-out prompts: {conf.data.heldout_path} yields none. Fix: add prompts to it.")
+    splits = data.load_splits(conf.data, conf.train.seed)
+    pairs = splits.eval[: conf.max_pairs] if conf.max_pairs else splits.eval
+    uri = tracking.resolve_uri_from(conf.tracking.uri)
+    tracking.check_reachable(uri)
+    models.check_available(conf.model)
+    sources = resolve_sources(conf, uri, run_dir / "adapters")
+    judge = make_judge(conf, heldout)
+    log(f"comparing {', '.join(names)} (baseline {baseline}) on {len(heldout)} held-out prompts and "
+        f"{len(pairs)} eval pairs -> {run_dir}")
+
+    eval_conf = dataclasses.replace(conf, tracking=dataclasses.replace(
+        conf.tracking, experiment=f"{conf.tracking.experiment}-eval"))
+    command = "python -m dpo_exp.eval " + " ".join(shlex.quote(o) for o in hydra_cfg.overrides.task)
+    with tracking.mlflow_run(eval_conf, uri=uri, run_name=conf.tracking.run_name or " vs ".join(names),
+                             fingerprint=config.fingerprint(cfg), run_dir=run_dir, command=command) as run_id:
+        tracking.set_tags({f"dpo_exp.eval.model.{s.name}": s.spec for s in sources})
+        results, rows, judge_name = compare(conf, splits, heldout, pairs, sources, judge, baseline)
+        report = report_markdown(conf, sources, baseline, results, rows, len(pairs), judge_name)
+        (run_dir / "report.md").write_text(report)
+        tracking.log_metrics({f"{name}/{k}": v for name, m in results.items() for k, v in m.items()}, step=0)
+        tracking.log_text_artifact(report, "report.md")
+        tracking.log_table(rows, "generations.json")
+    print(f"\n== dpo_exp model comparison ==\n\n{metrics_markdown(results, baseline)}")
+    print(f"report: {run_dir / 'report.md'}\nMLflow run {run_id} in {uri} (experiment "
+          f"'{eval_conf.tracking.experiment}')\nlook at it: {tracking.ui_command(uri)}\n", flush=True)
+    return results
+
+
+def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict], sources: list[Source], judge,
+            baseline: str) -> tuple[dict[str, dict[str, float]], list[dict], str | None]:
+    """Load the base and the adapters, then every metric of every model.
+
+    Returns ({model: {metric: value}}, one row per held-out prompt with every model's generations,
+    the judge's name or None).
+    """
+    from transformers import set_seed
+
+    from dpo_exp import judges, models
+
+    set_seed(conf.train.seed)
+    t0 = time.time()
+    corpus = [m["content"] for r in splits.train + splits.eval for m in r["prompt"] + r["chosen"] + r["rejected"]]
+    # Eval loads one model: no separate reference copy (lora=none), no k-bit training preparation.
+    load_conf = dataclasses.replace(conf, lora=dataclasses.replace(conf.lora, enabled=True),
+                                    hardware=dataclasses.replace(conf.hardware, gradient_checkpointing=False))
+    tokenizer, base, _ = models.load(load_conf, corpus)
+    check_tokenizer(tokenizer, sources)
+    ms = ModelSet(base, sources)
+    if judge is None and conf.judge.kind == JudgeKind.model:
+        judge = make_judge(conf, heldout, device=str(base.device))
+    log(f"model '{conf.model.name}' and {len(sources)} adapter(s) loaded on {base.device} in {time.time() - t0:.1f} s")
+
+    prompts = [r["prompt"] for r in heldout]
+    kl_prompts = [r["prompt"] for r in (splits.eval or heldout)[: conf.eval.kl_prompts]]
+    scored = tokenize_pair_replies(tokenizer, pairs, conf.train.max_length)
+    bs, new = conf.train.eval_batch_size, conf.eval.max_new_tokens
+    results: dict[str, dict[str, float]] = {}
+    outputs: dict[str, dict[str, list]] = {}
+    base_logps: list[float] = []
+    for name in ms.names:
+        t0 = time.time()
+        with ms.use(name) as model:
+            greedy = generate(model, tokenizer, prompts, max_new_tokens=new, batch_size=bs, sampling=None)
+            sampled = generate(model, tokenizer, prompts, max_new_tokens=new, batch_size=bs, sampling=conf.sampling)
+            logps = reply_logps(model, scored, tokenizer.pad_token_id, bs) if scored else []
+        outputs[name] = {"greedy": greedy, "sampled": sampled}
+        m = {**text_metrics(conf, heldout, greedy, "greedy"), **text_metrics(conf, heldout, sampled, "sampled")}
+        if name == BASE:
+            base_logps = logps
+        elif scored:
+            m.update(reward_metrics(conf, logps, base_logps))
+        m.update(kl_metrics(conf, ms, name, tokenizer, kl_prompts))
+        results[name] = m
+        log(f"{name}: generations, rewards and KL in {time.time() - t0:.1f} s")
+
+    rows = []
+    for i, r in enumerate(heldout):
+        row = {"prompt": r["prompt"][-1]["content"], **{k: v for k, v in r.items() if k != "prompt"}}
+        for name in ms.names:
+            row[f"{name} (greedy)"] = outputs[name]["greedy"][i][0]
+            row[f"{name} (sampled)"] = outputs[name]["sampled"][i][0]
+        rows.append(row)
+    if judge is not None:
+        t0 = time.time()
+        items = [{"prompt": r["prompt"], **{n: r[f"{n} (greedy)"] for n in ms.names}} for r in rows]
+        for name in ms.names:
+            if name != baseline:
+                wr = judges.win_rate(judge, items, name, baseline)
+                results[name].update({f"judge/{k}": float(wr[k]) for k in
+                                      ("win_rate", "loss_rate", "tie_rate", "position_consistency")})
+        log(f"judge {judge.name}: win rates against {baseline} in {time.time() - t0:.1f} s")
+    return results, rows, getattr(judge, "name", None)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed evaluation's MLflow run is marked KILLED
+    try:
+        run(cfg)
+    except UserError as e:
+        print(f"\ndpo_exp.eval: error: {e}\n", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+register()
+
+if __name__ == "__main__":
+    sys.argv = cli_args(sys.argv)
+    main()

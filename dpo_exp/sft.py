@@ -1,0 +1,79 @@
+"""SFT stage: TRL's SFTTrainer on the chosen replies of the preference data.
+
+`stage=sft` trains only this; `stage=sft_dpo` then continues with DPO from the SFT adapter, and
+TRL makes the reference a frozen copy of that adapter ('ref'), so DPO is measured against the SFT
+model, as in the usual base -> SFT -> SFT+DPO workflow. The SFT adapter is saved in
+`<run dir>/sft_adapter` (a resumed run reuses it instead of training again).
+
+SFT metrics go to MLflow with an `sft/` prefix so they never collide with DPO's `loss`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from dpo_exp.config import Config
+
+ADAPTER_DIR = "sft_adapter"
+
+
+class PrefixedMLflowLogger(TrainerCallback):
+    """Logs the SFT trainer's numbers as `sft/<name>` on the active MLflow run."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        import mlflow
+
+        metrics = {f"sft/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+        if metrics and mlflow.active_run() is not None:
+            mlflow.log_metrics(metrics, step=state.global_step)
+        if "loss" in (logs or {}):
+            print(f"[dpo_exp] sft step {state.global_step}/{state.max_steps} | loss {logs['loss']:.3f}", flush=True)
+
+
+def sft_rows(rows: list[dict]) -> list[dict]:
+    """Prompt-completion rows from preference rows: the completion is the chosen reply."""
+    return [{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows]
+
+
+def train_sft(cfg: Config, *, model, tokenizer, train_rows: list[dict], run_dir: Path, peft_config):
+    """The model with a trained SFT adapter (named 'default'), saved to run_dir/sft_adapter."""
+    import torch
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import SFTConfig, SFTTrainer
+
+    out = run_dir / ADAPTER_DIR
+    if (out / "adapter_config.json").is_file():
+        print(f"[dpo_exp] sft: reusing the finished SFT adapter in {out}", flush=True)
+        return PeftModel.from_pretrained(model, str(out), is_trainable=True)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    args = SFTConfig(
+        output_dir=str(run_dir / "sft"),
+        learning_rate=cfg.sft.learning_rate,
+        num_train_epochs=cfg.sft.num_epochs,
+        max_steps=cfg.sft.max_steps,
+        per_device_train_batch_size=cfg.train.batch_size,
+        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+        warmup_steps=cfg.train.warmup_ratio,
+        lr_scheduler_type=cfg.train.lr_scheduler,
+        max_length=cfg.train.max_length,
+        logging_steps=cfg.train.logging_steps,
+        seed=cfg.train.seed,
+        bf16=next(model.parameters()).dtype == torch.bfloat16,
+        use_cpu=on_cpu,
+        gradient_checkpointing=cfg.hardware.gradient_checkpointing,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_rows(train_rows)),
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=[PrefixedMLflowLogger()])
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    print(f"[dpo_exp] sft: {trainer.state.max_steps or 'n'} steps on {len(train_rows)} chosen replies", flush=True)
+    trainer.train()
+    trainer.save_model(str(out))
+    return trainer.model

@@ -1,0 +1,104 @@
+"""Sweeps (`python -m dpo_exp -m ...`): one MLflow parent run per sweep, one child per job.
+
+A Hydra callback (registered in conf/config.yaml under hydra.callbacks) does the grouping:
+
+- `on_multirun_start` finds or creates the parent run. Its key, the sweep fingerprint, is the
+  command line's overrides plus the sweeper's params, so re-running the same sweep command
+  reuses the same parent; jobs get its id through $DPO_EXP_PARENT_RUN_ID (inherited by joblib
+  and submitit workers).
+- each job (dpo_exp.__main__) logs a child run tagged `mlflow.parentRunId`, named by what it
+  overrides (`beta=0.05 train.learning_rate=1e-06`); the UI nests children under the parent.
+- `on_multirun_end` builds the summary (dpo_exp.report) from MLflow, prints it and logs it with
+  its plots on the parent run.
+
+Jobs in a sweep resume by default: a job whose config already finished is skipped, a failed or
+interrupted one continues from its last checkpoint. A failing job is recorded as FAILED and the
+other jobs go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+PARENT_ENV = "DPO_EXP_PARENT_RUN_ID"
+TAG_SWEEP = "dpo_exp.sweep_fingerprint"
+TAG_ROLE = "dpo_exp.role"
+
+
+def _sweeper_params(config: DictConfig) -> dict:
+    params = config.hydra.sweeper.get("params") or {}
+    return OmegaConf.to_container(params, resolve=True) if isinstance(params, DictConfig) else dict(params)
+
+
+def sweep_fingerprint(config: DictConfig) -> str:
+    overrides = sorted(str(o) for o in config.hydra.overrides.task)
+    params = _sweeper_params(config)
+    payload = json.dumps({"overrides": overrides, "params": params, "experiment": config.tracking.experiment},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def sweep_name(config: DictConfig) -> str:
+    params = _sweeper_params(config)
+    parts = [str(o) for o in config.hydra.overrides.task if not str(o).startswith(("paths.", "tracking.", "hydra"))]
+    parts += [f"{k}={v}" for k, v in params.items()]
+    return "sweep " + " ".join(parts)
+
+
+class MLflowSweepCallback(Callback):
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.uri: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from dpo_exp import tracking
+
+        self.uri = tracking.resolve_uri_from(config.tracking.uri)
+        tracking.check_reachable(self.uri)
+        client = MlflowClient(self.uri)
+        experiment_id = tracking.get_or_create_experiment(client, config.tracking.experiment, self.uri)
+        fingerprint = sweep_fingerprint(config)
+        previous = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{fingerprint}' and tags.`{TAG_ROLE}` = 'sweep'",
+            order_by=["attributes.start_time DESC"], max_results=1)
+        if previous:
+            self.parent_run_id = previous[0].info.run_id
+            client.update_run(self.parent_run_id, status="RUNNING")
+            print(f"[dpo_exp] sweep: continuing parent run {self.parent_run_id} (finished jobs are skipped)", flush=True)
+        else:
+            run = client.create_run(experiment_id, run_name=sweep_name(config),
+                                    tags={TAG_SWEEP: fingerprint, TAG_ROLE: "sweep",
+                                          "dpo_exp.sweep_dir": str(Path(config.hydra.sweep.dir).resolve())})
+            self.parent_run_id = run.info.run_id
+            print(f"[dpo_exp] sweep: parent run {self.parent_run_id} in {self.uri}", flush=True)
+        os.environ[PARENT_ENV] = self.parent_run_id
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.parent_run_id:
+            return
+        from mlflow.tracking import MlflowClient
+
+        from dpo_exp import report
+
+        client = MlflowClient(self.uri)
+        out_dir = Path(config.hydra.sweep.dir) / "summary"
+        try:
+            summary = report.build(self.uri, self.parent_run_id, out_dir)
+            print("\n" + summary.markdown, flush=True)
+            for path in summary.files:
+                client.log_artifact(self.parent_run_id, str(path), artifact_path="summary")
+            print(f"[dpo_exp] sweep summary: {out_dir} (also on MLflow run {self.parent_run_id})", flush=True)
+            failed = sum(1 for row in summary.rows if row["status"] != "FINISHED")
+            client.set_tag(self.parent_run_id, "dpo_exp.failed_jobs", str(failed))
+        finally:
+            client.set_terminated(self.parent_run_id, status="FINISHED")
+            os.environ.pop(PARENT_ENV, None)

@@ -1,0 +1,185 @@
+"""Training end to end on the tiny model: real TRL, real MLflow (sqlite), real Hydra composition."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, all_runs, compose, mlflow_client, run_cli
+from dpo_exp import config, data, models, train
+from dpo_exp.config import LossType
+
+SMOKE = ["+experiment=sycophancy", "+debug=smoke"]
+
+TRL_KEYS = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+            "logps/chosen", "logps/rejected"]
+KL_KEYS = ["eval_kl/sampled", "eval_kl/sampled_full_vocab", "eval_kl/sampled_stderr", "eval_kl/sampled_per_token"]
+
+
+def tiny_trainer(tmp_path: Path, monkeypatch, overrides: list[str]) -> train.DPOExpTrainer:
+    """The trainer `python -m dpo_exp` would build, in-process, logging to a sqlite store in tmp_path."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_MAX_LOG_PARAMS", "0")
+    from transformers import set_seed
+
+    conf = config.to_object(compose([*SMOKE, *overrides]))
+    splits = data.load_splits(conf.data, conf.train.seed)
+    set_seed(conf.train.seed)
+    corpus = [m["content"] for r in splits.train + splits.eval for m in r["prompt"] + r["chosen"] + r["rejected"]]
+    tokenizer, model, ref = models.load(conf, corpus)
+    return train.build_trainer(conf, model=model, ref_model=ref, tokenizer=tokenizer, train_rows=splits.train,
+                               eval_rows=splits.eval, run_dir=tmp_path / "run", run_name="test",
+                               peft_config=models.peft_config(conf.lora))
+
+
+def test_kl_estimate_is_zero_untrained_and_positive_after_training(tmp_path, monkeypatch):
+    trainer = tiny_trainer(tmp_path, monkeypatch, [
+        "train.max_steps=30", "train.learning_rate=5e-3", "eval.at_start=false", "train.eval_steps=1000",
+        "eval.kl_prompts=4", "eval.kl_samples_per_prompt=4", "eval.kl_max_new_tokens=16"])
+    before = trainer.estimate_kl()
+    # LoRA's B matrices start at zero: policy == reference, bit for bit.
+    assert before["kl/sampled"] == 0.0 and before["kl/sampled_full_vocab"] == 0.0
+    trainer.train()
+    after = trainer.estimate_kl()
+    assert after["kl/sampled_full_vocab"] > 0.01
+    assert after["kl/sampled"] > 0
+    assert math.isfinite(after["kl/sampled_stderr"])
+
+
+def test_kl_with_full_finetuning_uses_the_frozen_reference(tmp_path, monkeypatch):
+    trainer = tiny_trainer(tmp_path, monkeypatch, [
+        "lora=none", "train.max_steps=10", "train.learning_rate=1e-3", "eval.at_start=false", "train.eval_steps=1000"])
+    assert trainer.ref_model is not None
+    assert trainer.estimate_kl()["kl/sampled_full_vocab"] == 0.0
+    trainer.train()
+    assert trainer.estimate_kl()["kl/sampled_full_vocab"] > 0
+
+
+@pytest.mark.parametrize("loss", [t.value for t in LossType])
+def test_every_loss_preset_trains(loss, tmp_path, monkeypatch):
+    trainer = tiny_trainer(tmp_path, monkeypatch, [
+        f"loss={loss}", "train.max_steps=2", "train.logging_steps=1", "eval.at_start=false", "train.eval_steps=1000"])
+    assert trainer.loss_type == [loss]
+    trainer.train()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert losses and all(math.isfinite(v) for v in losses)
+
+
+def test_runs_are_reproducible_with_the_same_seed(tmp_path, monkeypatch):
+    args = ["train.max_steps=3", "train.logging_steps=1", "eval.at_start=false", "train.eval_steps=1000"]
+    first = tiny_trainer(tmp_path / "a", monkeypatch, args)
+    first.train()
+    second = tiny_trainer(tmp_path / "b", monkeypatch, args)
+    second.train()
+    key = lambda t: [e["loss"] for e in t.state.log_history if "loss" in e]  # noqa: E731
+    assert key(first) == key(second)
+
+
+def test_smoke_run_logs_every_metric_param_and_artifact(workdir):
+    out = run_cli(SMOKE, cwd=workdir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "== dpo_exp summary ==" in out.stdout and "mlflow ui --backend-store-uri sqlite:///" in out.stdout
+    (run,) = all_runs(workdir)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "sycophancy debug=smoke"
+    client = mlflow_client(workdir)
+    expected = TRL_KEYS + [f"eval_{k}" for k in TRL_KEYS if k != "loss"] + ["eval_loss"] + KL_KEYS + [
+        "heldout/before/false_corrected", "heldout/after/false_corrected", "heldout/after/true_affirmed"]
+    for key in expected:
+        history = client.get_metric_history(run.info.run_id, key)
+        assert history, f"metric {key} missing"
+        assert all(math.isfinite(m.value) for m in history), key
+    kl0 = min(client.get_metric_history(run.info.run_id, "eval_kl/sampled_full_vocab"), key=lambda m: m.step)
+    assert kl0.step == 0 and kl0.value == 0.0  # evaluated before the first step: KL to itself
+    params = run.data.params
+    assert params["beta.value"] == "0.1" and params["model.name"] == "tiny" and params["loss.type"] == "sigmoid"
+    assert "per_device_train_batch_size" not in params  # params are our config, not all TrainingArguments
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "dpo_config.json", "heldout_generations.json", "heldout_generations.md", "adapter"} <= artifacts
+    adapter = {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
+    assert "adapter/adapter_model.safetensors" in adapter and "adapter/adapter_config.json" in adapter
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "heldout_generations.json", str(workdir))).read_text())
+    assert {"prompt", "before", "after", "claim_is_true", "stance_before", "stance_after"} <= set(table["columns"])
+    run_dir = Path(run.data.tags["dpo_exp.run_dir"])
+    state = json.loads((run_dir / "run_state.json").read_text())
+    assert state["status"] == "finished" and state["mlflow_run_id"] == run.info.run_id
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file() and (run_dir / "config.yaml").is_file()
+
+
+def test_divergence_stops_the_run_and_marks_it_failed(workdir):
+    # IPO's target 1/(2*beta) squared overflows float32 for a tiny beta: a real non-finite loss.
+    out = run_cli([*SMOKE, "loss=ipo", "beta.value=1e-30", "train.logging_steps=1"], cwd=workdir)
+    assert out.returncode == 2
+    assert "Training diverged" in out.stderr and "not finite" in out.stderr
+    (run,) = all_runs(workdir)
+    assert run.info.status == "FAILED"
+
+
+def test_interrupted_run_resumes_into_the_same_mlflow_run(workdir):
+    args = [*SMOKE, "train.max_steps=40", "train.eval_steps=5", "eval.kl_prompts=1", "eval.at_start=false"]
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MLFLOW_")}
+    env.update(PYTHONPATH=str(REPO), TQDM_DISABLE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "dpo_exp", *args], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not list(workdir.glob("outputs/**/checkpoint-5")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    (run,) = all_runs(workdir)
+    assert run.info.status == "KILLED"  # not left RUNNING
+    run_dir = Path(run.data.tags["dpo_exp.run_dir"])
+    assert json.loads((run_dir / "run_state.json").read_text())["status"] == "failed"
+    assert list(run_dir.glob("checkpoint-*"))
+
+    out = run_cli([*args, "resume=true"], cwd=workdir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"continuing {run_dir}" in out.stdout and "resuming at step" in out.stdout
+    (run,) = all_runs(workdir)  # the same run, continued
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in mlflow_client(workdir).get_metric_history(run.info.run_id, "loss")]
+    assert max(steps) == 40
+
+    again = run_cli([*args, "resume=true"], cwd=workdir)
+    assert again.returncode == 0 and "already finished" in again.stdout
+    assert len(all_runs(workdir)) == 1
+
+
+@pytest.mark.parametrize(
+    "make_input, expected",
+    [
+        (lambda d: d.joinpath("bad.jsonl").write_text(
+            '{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": "b", "rejected": "d"}\n'
+            '{"prompt": "a", "chosen": "b", "rejected" "oops"}\n'), r"bad\.jsonl.*line 3"),
+        (lambda d: d.joinpath("bad.jsonl").write_text(
+            '{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "q", "chosen": "  ", "rejected": "d"}\n'),
+         r"bad\.jsonl.*line 2.*chosen"),
+    ],
+)
+def test_malformed_data_fails_before_the_model_loads(make_input, expected, workdir):
+    import re
+
+    make_input(workdir)
+    out = run_cli(["+debug=smoke", "data=file", "data.path=bad.jsonl"], cwd=workdir, timeout=120)
+    assert out.returncode == 2
+    assert re.search(expected, out.stderr, re.S), out.stderr[-2000:]
+    assert "loaded on" not in out.stdout and not all_runs(workdir)
+
+
+def test_unreachable_tracking_server_fails_fast(workdir):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = run_cli(SMOKE, cwd=workdir, env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}, timeout=120)
+    assert out.returncode == 2
+    assert f"http://127.0.0.1:{port} is unreachable" in out.stderr and "mlflow server" in out.stderr
+    assert "loaded on" not in out.stdout
