@@ -139,7 +139,22 @@ def run(cfg: DictConfig) -> dict:
     state.status, state.summary = "finished", summary
     state.save(run_dir)
     print_summary(summary, uri)
+    if conf.stage == config.Stage.sft_dpo and heldout:
+        three_way(list(hydra_cfg.overrides.task), run_dir)
     return summary
+
+
+def three_way(overrides: list[str], run_dir: Path) -> None:
+    """stage=sft_dpo: base vs SFT vs SFT+DPO on held-out data (python -m dpo_exp.eval), no manual step."""
+    import subprocess
+
+    keep = [o for o in overrides if not o.lstrip("+~").startswith(("resume", "hydra", "stage"))]
+    cmd = [sys.executable, "-m", "dpo_exp.eval", *keep, f"eval_models.sft={run_dir / 'sft_adapter'}",
+           f"eval_models.sft_dpo={run_dir / 'adapter'}", f"hydra.run.dir={run_dir / 'three_way'}"]
+    log("comparing base, SFT and SFT+DPO: " + " ".join(shlex.quote(c) for c in cmd[1:]))
+    result = subprocess.run(cmd)
+    if result.returncode != 0:
+        log(f"the three-way comparison failed (exit {result.returncode}); rerun the command above to retry.")
 
 
 def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir: Path, run_name: str) -> dict:

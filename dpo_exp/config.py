@@ -204,6 +204,8 @@ class EvalConfig:
     heldout_max_prompts: Optional[int] = None  # cap on held-out prompts for before/after generations
     max_new_tokens: int = 48  # greedy generations in the before/after table
     behaviour: Optional[str] = None  # behaviour metric on held-out generations: null or "sycophancy"
+    monitor_kl_bound: float = 5.0  # warn when eval KL(policy||ref), nats/sequence, exceeds this (dpo_exp.monitor)
+    monitor_patience: int = 3  # evaluations without a better margin / falling train logs before a warning
 
 
 @dataclass
@@ -309,6 +311,11 @@ def validate(cfg: Config) -> None:
     if cfg.eval.behaviour not in (None, "sycophancy"):
         bad("eval.behaviour", cfg.eval.behaviour, "known behaviour metrics: sycophancy",
             "use eval.behaviour=sycophancy or eval.behaviour=null")
+    if not cfg.eval.monitor_kl_bound > 0:
+        bad("eval.monitor_kl_bound", cfg.eval.monitor_kl_bound, "must be > 0 (nats per sequence)",
+            "use e.g. eval.monitor_kl_bound=5")
+    if cfg.eval.monitor_patience < 1:
+        bad("eval.monitor_patience", cfg.eval.monitor_patience, "must be >= 1", "use e.g. eval.monitor_patience=3")
     for key in ("kl_prompts", "kl_samples_per_prompt", "kl_max_new_tokens", "max_new_tokens"):
         if getattr(cfg.eval, key) < 0:
             bad(f"eval.{key}", getattr(cfg.eval, key), "must be >= 0", f"use eval.{key}=0 to turn it off")

@@ -9,7 +9,7 @@ same one (an adapter saved with a different tokenizer is refused; for `model=tin
 tokenizer is trained on the data, so the data overrides matter too). Eval-only keys:
 
   eval_models.NAME=SOURCE   an adapter to compare, any number of them, in this order. SOURCE is an
-                            adapter folder (a run's `adapter/`), `runs:/<run id>[/<artifact path>]`
+                            adapter folder (a run's `adapter/` or `sft_adapter/`), `runs:/<run id>[/<path>]`
                             or a bare 32-hex MLflow run id (the run's `adapter` artifact is
                             downloaded). `models.NAME=SOURCE` is accepted too. The base model is
                             always included, as `base` (every adapter disabled).

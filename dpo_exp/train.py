@@ -26,6 +26,7 @@ from trl import DPOConfig, DPOTrainer
 
 from dpo_exp import evaluate
 from dpo_exp.config import Config
+from dpo_exp.monitor import DPOMonitor
 
 # Metrics shown in the console progress line, by TRL's names.
 CONSOLE_KEYS = (("loss", "loss"), ("rewards/margins", "margin"), ("rewards/accuracies", "acc"))
@@ -259,7 +260,8 @@ def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_
         eval_dataset=to_dataset(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[ConsoleProgress(), StopOnNonFinite()],
+        callbacks=[ConsoleProgress(), StopOnNonFinite(),
+                   DPOMonitor(kl_bound=cfg.eval.monitor_kl_bound, patience=cfg.eval.monitor_patience)],
         kl_prompts=kl_prompts,
         kl_samples_per_prompt=cfg.eval.kl_samples_per_prompt,
         kl_max_new_tokens=cfg.eval.kl_max_new_tokens,

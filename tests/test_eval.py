@@ -40,11 +40,11 @@ def train_adapter(out: Path, monkeypatch, overrides: list[str]) -> dict[str, flo
     set_seed(conf.train.seed)
     corpus = [m["content"] for r in splits.train + splits.eval for m in r["prompt"] + r["chosen"] + r["rejected"]]
     threads = torch.get_num_threads()
-    tokenizer, model, ref = models.load(conf, corpus)  # sets hardware.num_threads for this process
-    trainer = train.build_trainer(conf, model=model, ref_model=ref, tokenizer=tokenizer, train_rows=splits.train,
-                                  eval_rows=splits.eval, run_dir=out.parent / f"run_{out.name}", run_name=out.name,
-                                  peft_config=models.peft_config(conf.lora))
     try:
+        tokenizer, model, ref = models.load(conf, corpus)  # sets hardware.num_threads for this process
+        trainer = train.build_trainer(conf, model=model, ref_model=ref, tokenizer=tokenizer, train_rows=splits.train,
+                                      eval_rows=splits.eval, run_dir=out.parent / f"run_{out.name}",
+                                      run_name=out.name, peft_config=models.peft_config(conf.lora))
         trainer.train()
     finally:
         torch.set_num_threads(threads)
