@@ -40,18 +40,6 @@ def log(msg: str) -> None:
     print(f"[dpo_exp] {msg}", flush=True)
 
 
-def run_name_from(overrides: list[str]) -> str:
-    """What differs from the defaults, e.g. 'sycophancy beta=0.5 train.learning_rate=1e-5'."""
-    parts = []
-    for o in overrides:
-        key, _, value = o.lstrip("+~").partition("=")
-        if key in ("resume",) or key.startswith(("hydra", "paths.", "tracking.")):
-            continue
-        key = "beta" if key == "beta.value" else key
-        parts.append(value if key == "experiment" else f"{key}={value}")
-    return " ".join(parts) or "default"
-
-
 def numeric_beta(argv: list[str]) -> list[str]:
     """`beta=0.3` and `beta=0.05,0.1,0.5` mean `beta.value=...`.
 
@@ -78,7 +66,7 @@ def run(cfg: DictConfig) -> dict:
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     parent_run_id = os.environ.get(PARENT_ENV) if sweeping else None
-    run_name = cfg.tracking.run_name or run_name_from(list(hydra_cfg.overrides.task))
+    run_name = cfg.tracking.run_name or config.describe_overrides(list(hydra_cfg.overrides.task))
     uri = tracking.resolve_uri_from(cfg.tracking.uri)
     tracking.check_reachable(uri)
     try:
@@ -93,13 +81,13 @@ def run(cfg: DictConfig) -> dict:
             tracking.record_failed_run(cfg, uri=uri, run_name=run_name, parent_run_id=parent_run_id, error=str(e))
         raise
     heldout = heldout[: conf.eval.heldout_max_prompts] if conf.eval.heldout_max_prompts else heldout
-    run_dir = Path(hydra_cfg.runtime.output_dir)
+    run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
     fingerprint = config.fingerprint(cfg)
 
     resume_from = None
     state = runs.new_state(fingerprint, uri)
     if conf.resume or sweeping:  # in a sweep, finished jobs are skipped and failed ones resumed
-        previous = runs.find_previous(Path(conf.paths.outputs), fingerprint, exclude=run_dir)
+        previous = runs.find_previous(Path(conf.paths.outputs).resolve(), fingerprint, exclude=run_dir)
         if previous and previous[1].status == "finished":
             log(f"this config already finished in {previous[0]}; nothing to do (skipped).")
             if parent_run_id and previous[1].mlflow_run_id:  # list it under this sweep's parent too

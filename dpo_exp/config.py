@@ -347,6 +347,18 @@ def flatten(cfg: DictConfig | Config) -> dict[str, str]:
     return out
 
 
+def describe_overrides(overrides: list[str]) -> str:
+    """What a command line changes, for run names: 'sycophancy beta=0.5 train.learning_rate=1e-5'."""
+    parts = []
+    for o in overrides:
+        key, _, value = o.lstrip("+~").partition("=")
+        if key in ("resume",) or key.startswith(("hydra", "paths.", "tracking.")):
+            continue
+        key = "beta" if key == "beta.value" else key
+        parts.append(value if key == "experiment" else f"{key}={value}")
+    return " ".join(parts) or "default"
+
+
 def fingerprint(cfg: DictConfig | Config) -> str:
     """Stable id of what a run computes: same config (ignoring `resume`) = same fingerprint."""
     params = {k: v for k, v in flatten(cfg).items() if k != "resume"}

@@ -57,8 +57,17 @@ def find_previous(outputs: Path, fingerprint: str, exclude: Path | None = None) 
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    checkpoints = [p for p in run_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return max(checkpoints, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    """Newest complete checkpoint. Trainer writes trainer_state.json last, so a folder without a
+    readable one was interrupted mid-save (e.g. Ctrl-C while saving) and is passed over."""
+    complete = []
+    for path in run_dir.glob("checkpoint-*"):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if path.name.split("-")[-1].isdigit():
+            complete.append(path)
+    return max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def new_state(fingerprint: str, uri: str) -> RunState:

@@ -46,10 +46,10 @@ def sweep_fingerprint(config: DictConfig) -> str:
 
 
 def sweep_name(config: DictConfig) -> str:
-    params = _sweeper_params(config)
-    parts = [str(o) for o in config.hydra.overrides.task if not str(o).startswith(("paths.", "tracking.", "hydra"))]
-    parts += [f"{k}={v}" for k, v in params.items()]
-    return "sweep " + " ".join(parts)
+    from dpo_exp.config import describe_overrides
+
+    params = [f"{k}={v}" for k, v in _sweeper_params(config).items()]
+    return "sweep " + describe_overrides([str(o) for o in config.hydra.overrides.task] + params)
 
 
 class MLflowSweepCallback(Callback):

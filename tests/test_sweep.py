@@ -170,12 +170,13 @@ def test_mlflow_ui_shows_the_sweep_in_a_browser(workdir, mlflow_server):
     dom = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={workdir / 'chrome'}", "--window-size=1600,1000", "--virtual-time-budget=20000",
+         f"--user-data-dir={workdir / 'chrome'}", "--window-size=1600,1000", "--virtual-time-budget=30000",
          "--dump-dom", page], capture_output=True, text=True, timeout=120)
-    assert "sweep " in dom.stdout and "beta=0.5" in dom.stdout, dom.stdout[-1500:]
+    # The parent row (children are nested under it, collapsed) is on the experiment's runs page.
+    assert "sweep sycophancy debug=smoke beta=0.1,0.5" in dom.stdout, dom.stdout[-1500:]
     subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={workdir / 'chrome2'}", "--window-size=1600,1000", "--virtual-time-budget=20000",
+         f"--user-data-dir={workdir / 'chrome2'}", "--window-size=1600,1000", "--virtual-time-budget=30000",
          f"--screenshot={shot}", page], capture_output=True, text=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 20_000

@@ -66,7 +66,7 @@ def test_kl_with_full_finetuning_uses_the_frozen_reference(tmp_path, monkeypatch
 def test_every_loss_preset_trains(loss, tmp_path, monkeypatch):
     trainer = tiny_trainer(tmp_path, monkeypatch, [
         f"loss={loss}", "train.max_steps=2", "train.logging_steps=1", "eval.at_start=false", "train.eval_steps=1000"])
-    assert trainer.loss_type == [loss]
+    assert trainer.loss_types == [loss]
     trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert losses and all(math.isfinite(v) for v in losses)
@@ -129,7 +129,8 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(workdir):
     proc = subprocess.Popen([sys.executable, "-m", "dpo_exp", *args], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
-    while not list(workdir.glob("outputs/**/checkpoint-5")) and time.time() < deadline and proc.poll() is None:
+    while not list(workdir.glob("outputs/**/checkpoint-5/trainer_state.json")) and time.time() < deadline \
+            and proc.poll() is None:  # a complete checkpoint (partial ones are skipped on resume)
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
