@@ -124,10 +124,12 @@ def plot(client, runs, rows: list[dict], varying: list[str], out_dir: Path) -> l
         files.append(_save(fig, out_dir / "kl_reward_frontier.png"))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
+        # Label by what differs between jobs, not the full run name.
+        label = " ".join(f"{k.removesuffix('.value').split('.')[-1]}={run.data.params.get(k)}" for k in varying)
         for ax, key in zip(axes, ("rewards/margins", "eval_rewards/margins")):
             history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
             if history:
-                ax.plot([m.step for m in history], [m.value for m in history], label=run.info.run_name)
+                ax.plot([m.step for m in history], [m.value for m in history], label=label or run.info.run_name)
     for ax, title in zip(axes, ("train reward margin", "eval reward margin")):
         ax.set_xlabel("step")
         ax.set_title(title)
