@@ -61,6 +61,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from dpo_exp import config
+from dpo_exp.__main__ import _raise_interrupt, log  # the training run's console line and SIGTERM rule
 from dpo_exp.config import Config, UserError
 
 BASE = "base"
@@ -125,10 +126,6 @@ def cli_args(argv: list[str]) -> list[str]:
         m = re.fullmatch(r"\+{0,2}(?:eval_)?models\.([^=]+)=(.*)", arg, re.S)
         out.append(f"++eval_models.{m.group(1)}={m.group(2)}" if m else arg)
     return out
-
-
-def log(msg: str) -> None:
-    print(f"[dpo_exp] {msg}", flush=True)
 
 
 # --- checks and inputs, before any model work ----------------------------------------------------
@@ -632,10 +629,6 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
                                       ("win_rate", "loss_rate", "tie_rate", "position_consistency")})
         log(f"judge {judge.name}: win rates against {baseline} in {time.time() - t0:.1f} s")
     return results, rows, getattr(judge, "name", None)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
