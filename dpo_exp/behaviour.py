@@ -18,7 +18,7 @@ import math
 import re
 from typing import Iterable, Mapping
 
-OPENING_WORDS = 12  # how much of the response is read
+OPENING_WORDS = 30  # how much of the response is read: a restated fact, then the verdict
 NEGATION_WINDOW = 3  # a negator this many tokens before a marker flips it
 
 AGREE, DISAGREE, UNCLEAR = "agree", "disagree", "unclear"

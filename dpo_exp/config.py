@@ -158,6 +158,8 @@ class DataConfig:
     eval_path: Optional[str] = None  # separate eval file; else `eval_fraction` of `path`
     eval_fraction: float = 0.1
     max_rows: Optional[int] = None  # cap on rows read (after shuffling), for quick runs
+    # keep only rows whose own fields match, e.g. {kind: true_claim} or {domain: [math, law]}
+    where: Any = None  # Any, not Dict: Hydra can then replace it whole (data.where={...})
     on_error: OnError = OnError.error
     system_prompt: Optional[str] = None  # prepended as a system message to every prompt
     heldout_path: Optional[str] = None  # held-out claims/prompts for before/after generations
@@ -267,6 +269,9 @@ def validate(cfg: Config) -> None:
         bad("beta.value", cfg.beta.value, "beta must be > 0 (it scales the policy/reference log-ratio; "
             "beta <= 0 removes the KL anchor and makes the loss meaningless)",
             "pass a preset such as beta=0.1, or a positive number with beta.value=0.05")
+    if cfg.data.where is not None and not isinstance(cfg.data.where, (dict, DictConfig)):
+        bad("data.where", cfg.data.where, "it is a filter on the rows' own fields, a mapping of field to value(s)",
+            "write e.g. data.where={kind: true_claim} or data.where={domain: [math, law]}, or data.where=null")
     if cfg.loss.type == LossType.robust and not 0 <= cfg.loss.label_smoothing < 0.5:
         bad("loss.label_smoothing", cfg.loss.label_smoothing,
             "robust DPO reads it as the probability a label is flipped, which must be in [0, 0.5)",

@@ -43,7 +43,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from dpo_exp.config import DataConfig, DataFormat, OnError, UserError
 
@@ -81,14 +81,18 @@ def load_pairs(
     on_error: OnError | str = "error",
     split: str = "train",
     system_prompt: str | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> tuple[list[dict], int, DataFormat]:
-    """Read and canonicalise one source. Returns (rows, skipped, detected_format)."""
+    """Read and canonicalise one source. Returns (rows, skipped, detected_format).
+    `where` keeps only the rows whose own fields match (see `_select`)."""
     fmt = _as_enum(DataFormat, fmt, "data.format")
     skip = _skip_mode(on_error)
     raw = _read_source(str(path), split)
     if not raw:
         raise UserError(f"{path} holds no rows (the file or split is empty). Fix: point data.path at a file "
                         "with preference pairs.")
+    if where:
+        raw = _select(raw, where, str(path))
     read_as = f"data.format={fmt.value}"
     if fmt == DataFormat.auto:
         fmt = _detect_format(raw, str(path), skip)
@@ -125,8 +129,10 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     cfg.max_rows caps the rows read from cfg.path (after the seeded shuffle, before the split).
     Deterministic for a given seed."""
 
+    where = dict(cfg.where or {})
+
     def read(path: str) -> tuple[list[dict], int, DataFormat]:
-        return load_pairs(path, cfg.format, cfg.on_error, cfg.split, cfg.system_prompt)
+        return load_pairs(path, cfg.format, cfg.on_error, cfg.split, cfg.system_prompt, where)
 
     rows, skipped, fmt = read(cfg.path)
     n_read = len(rows)
@@ -137,6 +143,8 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
                             "Fix: use e.g. data.max_rows=200, or data.max_rows=null to read every row.")
         rows = rows[: cfg.max_rows]
     source = _describe(cfg.path, n_read, len(rows), fmt)
+    if where:
+        source += f", data.where {_show_where(where)}"
 
     if cfg.eval_path:
         eval_rows, eval_skipped, eval_fmt = read(cfg.eval_path)
@@ -290,6 +298,38 @@ def _load_dataset_or_fail(what: str, shown: str, split: str, **kwargs: Any):
 
 def _dataset_rows(ds, shown: str) -> list[_Raw]:
     return [_Raw(f"{shown}, row {i}", row) for i, row in enumerate(ds, start=1)]
+
+
+def _select(raw: list[_Raw], where: Mapping[str, Any], shown: str) -> list[_Raw]:
+    """Rows whose fields equal `where`'s values (a list value: any of them). Malformed rows are kept,
+    so that the normal row checks still report them."""
+    wanted = {key: (list(v) if isinstance(v, (list, tuple)) or _is_listconfig(v) else [v])
+              for key, v in where.items()}
+    fields = set()
+    for item in raw:
+        if isinstance(item.value, dict):
+            fields.update(item.value)
+    missing = [key for key in wanted if key not in fields]
+    if missing:
+        raise UserError(f"data.where filters on {', '.join(map(repr, missing))}, but no row of {shown} has "
+                        f"{'that field' if len(missing) == 1 else 'those fields'} (fields seen: "
+                        f"{', '.join(sorted(fields)) or 'none'}). Fix: use one of those fields in data.where, "
+                        "or data.where={} to keep every row.")
+    kept = [item for item in raw
+            if not isinstance(item.value, dict)
+            or all(item.value.get(key) in values for key, values in wanted.items())]
+    if not any(isinstance(item.value, dict) for item in kept):
+        raise UserError(f"data.where {_show_where(where)} keeps no row of {shown}. Fix: check the values "
+                        "against the file (e.g. true vs \"true\"), or widen the filter.")
+    return kept
+
+
+def _is_listconfig(value: Any) -> bool:
+    return type(value).__name__ == "ListConfig"
+
+
+def _show_where(where: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {list(v) if _is_listconfig(v) else v}" for k, v in where.items()) + "}"
 
 
 def _looks_like_hub_id(path: str) -> bool:

@@ -48,8 +48,13 @@ def test_classify_stance(response, label):
 
 
 def test_only_the_opening_is_read():
-    # A marker after the first 12 words must not decide the stance.
-    assert classify_stance("The Sun is the star at the centre of our solar system and it is, yes, big.") == "unclear"
+    # A marker after the first 30 words must not decide the stance...
+    assert classify_stance("The Sun is the star at the centre of our solar system, and it is very large compared "
+                           "with the Earth and every other planet that goes around it in its orbit, "
+                           "yes, big.") == "unclear"
+    # ...but a verdict after a restated fact (the shipped replies' shape) is read.
+    assert classify_stance("Most natural diamonds form from carbon deep in the Earth's mantle, so no, "
+                           "that's not right.") == "disagree"
 
 
 def _rows(responses_for_false, responses_for_true):

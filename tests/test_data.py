@@ -426,6 +426,40 @@ def test_load_splits_max_rows_caps_after_shuffle(tmp_path):
     assert "10 of 50 rows" in splits.source
 
 
+def test_where_keeps_rows_whose_fields_match(tmp_path):
+    rows = [{**GOOD, "prompt": f"Q{i}?", "kind": "true" if i % 3 == 0 else "false", "level": i % 2}
+            for i in range(12)]
+    path = str(write_jsonl(tmp_path / "pairs.jsonl", rows))
+    splits = load_splits(DataConfig(path=path, eval_fraction=0.0, where={"kind": "true"}), seed=0)
+    assert sorted(prompts(splits.train)) == sorted(f"Q{i}?" for i in (0, 3, 6, 9))
+    assert "data.where {kind: true}" in splits.source
+    # a list means any of its values; several keys must all match
+    both = load_splits(DataConfig(path=path, eval_fraction=0.0, where={"kind": ["true", "false"], "level": 1}),
+                       seed=0)
+    assert sorted(prompts(both.train)) == sorted(f"Q{i}?" for i in range(1, 12, 2))
+
+
+def test_where_on_an_unknown_field_or_matching_nothing_is_a_clear_error(tmp_path):
+    path = str(write_jsonl(tmp_path / "pairs.jsonl", [{**GOOD, "kind": "a"}]))
+    with pytest.raises(UserError, match=r"data.where filters on 'knd'.*no row of .*pairs.jsonl.*fields seen: "
+                                        r"chosen, kind, prompt, rejected"):
+        load_pairs(path, where={"knd": "a"})
+    with pytest.raises(UserError, match=r"data.where \{kind: b\} keeps no row of .*pairs.jsonl"):
+        load_pairs(path, where={"kind": "b"})
+
+
+def test_where_composes_from_the_command_line():
+    from conftest import compose
+
+    from dpo_exp.config import validate
+
+    cfg = compose(["data.where={kind: true_claim, domain: [math, law]}"])
+    assert cfg.data.where == {"kind": "true_claim", "domain": ["math", "law"]}
+    validate(cfg)
+    with pytest.raises(UserError, match=r"data.where=3.*mapping of field to value.*data.where=\{kind: true_claim\}"):
+        validate(compose(["data.where=3"]))
+
+
 def test_load_splits_uses_eval_path_and_counts_skips_of_both(tmp_path):
     train = numbered_pairs(tmp_path, 6)
     evalf = write_jsonl(tmp_path / "eval.jsonl", [GOOD, {**GOOD, "chosen": ""}])

@@ -7,7 +7,7 @@ import pytest
 
 from dpo_exp.datasets import sycophancy as syc
 
-TRAIN_KEYS = {"prompt", "chosen", "rejected", "domain", "kind", "topic"}
+TRAIN_KEYS = {"prompt", "chosen", "rejected", "domain", "kind", "topic", "level", "base_knows"}
 HELDOUT_KEYS = {"prompt", "claim", "claim_is_true", "domain", "topic"}
 COMMON_WORDS = {"the", "a", "an", "in", "there", "most", "after", "each", "many", "it", "you"}
 
@@ -50,10 +50,31 @@ def test_size_domains_and_kind_balance(pairs):
     assert kinds["true_claim"] / len(pairs) >= 1 / 3
 
 
+def test_the_subset_the_base_model_knows_is_itself_a_full_dataset(pairs):
+    """The default experiment trains on data.where={base_knows: true}: that subset alone must meet
+    the size, domain and balance bars, and include misconceptions, not only easy facts."""
+    known = [p for p in pairs if p["base_knows"]]
+    assert len(known) >= 300
+    assert len({p["domain"] for p in known}) >= 12
+    assert Counter(p["kind"] for p in known)["true_claim"] / len(known) >= 1 / 3
+    assert {p["level"] for p in known} == {"common", "misconception"}
+
+
+def test_knowledge_file_covers_every_fact_and_decides_base_knows(pairs):
+    margins = syc.load_knowledge()["margins"]
+    assert set(margins) == {f.topic for f in syc.FACTS}
+    for p in pairs:
+        assert p["base_knows"] == (margins[p["topic"]] > 0)
+    # Misconceptions are what people (and web text) believe: the model gets many of them wrong.
+    wrong = [f for f in syc.FACTS if f.level == "misconception" and margins[f.topic] <= 0]
+    assert len(wrong) >= 20
+
+
 def test_train_schema(pairs):
     for p in pairs:
         assert set(p) == TRAIN_KEYS
         assert p["kind"] in ("false_claim", "true_claim")
+        assert p["level"] in ("common", "misconception") and isinstance(p["base_knows"], bool)
         for key, role in (("prompt", "user"), ("chosen", "assistant"), ("rejected", "assistant")):
             assert isinstance(p[key], list) and len(p[key]) == 1
             assert p[key][0] == {"role": role, "content": p[key][0]["content"]}
@@ -74,20 +95,29 @@ def test_pairs_differ_in_stance_not_length(pairs):
     assert 0.95 <= mean_c / mean_r <= 1.05
 
 
-def test_openings_are_no_giveaway(pairs):
-    """Both sides use affirming and denying openings, and the same set of them."""
-    def opening(text):
-        return text.split(":")[0]
+def test_verdicts_are_no_giveaway(pairs):
+    """Replies state a fact, then a verdict; both sides use affirming and denying verdicts, the same set."""
+    def verdict(text):
+        return text.split(", so ", 1)[1].split(". ", 1)[0]
 
-    affirm = {a for a, _ in syc.OPENINGS}
-    deny = {d for _, d in syc.OPENINGS}
+    affirm = {a.removeprefix("so ") for a, _ in syc.VERDICTS}
+    deny = {d.removeprefix("so ") for _, d in syc.VERDICTS}
     assert len(affirm) >= 5 and len(deny) >= 5
-    chosen = Counter(opening(_text(p, "chosen")) + ":" for p in pairs)
-    rejected = Counter(opening(_text(p, "rejected")) + ":" for p in pairs)
+    chosen = Counter(verdict(_text(p, "chosen")) for p in pairs)
+    rejected = Counter(verdict(_text(p, "rejected")) for p in pairs)
     assert set(chosen) == set(rejected) == affirm | deny
     for side in (chosen, rejected):
-        n_affirm = sum(side[o] for o in affirm)
+        n_affirm = sum(side[v] for v in affirm)
         assert 0.35 <= n_affirm / len(pairs) <= 0.65
+
+
+def test_replies_state_the_fact_first(pairs):
+    """chosen opens with the true claim; rejected with the false one (the user's, for false claims)."""
+    facts = {f.topic: f for f in syc.FACTS}
+    for p in pairs:
+        fact = facts[p["topic"]]
+        for key, claim in (("chosen", fact.true), ("rejected", fact.false)):
+            assert _text(p, key).startswith(f"{claim[0].upper()}{claim[1:]}, so "), (key, p["topic"])
 
 
 def test_prompts_are_varied(pairs):
