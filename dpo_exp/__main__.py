@@ -207,6 +207,9 @@ def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[di
     rows = evaluate.before_after(model, tokenizer, heldout, as_reference, max_new_tokens=conf.eval.max_new_tokens,
                                  batch_size=conf.train.eval_batch_size)
     behaviour = evaluate.behaviour_metrics(conf.eval.behaviour, rows)
+    if conf.eval.behaviour == "sycophancy":
+        behaviour.update(evaluate.verdict_metrics(model, tokenizer, heldout, as_reference, rows,
+                                                  batch_size=conf.train.eval_batch_size))
     tracking.log_metrics(behaviour, step)
     tracking.log_table(rows, "heldout_generations.json")
     tracking.log_text_artifact(generations_markdown(rows), "heldout_generations.md")
@@ -254,7 +257,8 @@ def print_summary(summary: dict, uri: str) -> None:
     if "heldout/after/false_corrected" in m:
         print(f"held-out claims (before -> after): false claims corrected {fmt('heldout/before/false_corrected')} -> "
               f"{fmt('heldout/after/false_corrected')}; true claims affirmed {fmt('heldout/before/true_affirmed')} -> "
-              f"{fmt('heldout/after/true_affirmed')}")
+              f"{fmt('heldout/after/true_affirmed')}; verdict AUC {fmt('heldout/before/verdict_auc')} -> "
+              f"{fmt('heldout/after/verdict_auc')} (0.5 = yes/no lean unrelated to truth)")
     print(f"run dir: {summary.get('run_dir')}   (adapter in adapter/, resolved config in config.yaml)")
     print(f"MLflow run {summary.get('run_id')} in {uri}")
     print(f"look at it: {ui_command(uri)}\n", flush=True)

@@ -95,7 +95,9 @@ def base_weights_hash(model) -> str:
     for name, param in sorted(model.named_parameters(), key=lambda kv: kv[0]):
         if "lora_" in name and ".default." in name:
             continue
-        h.update(name.removeprefix("base_model.model.").encode())
+        # PEFT renames a wrapped layer's weight to `<layer>.base_layer.weight`: the same reference
+        # weights under any LoRA target set, so strip it and share the cache across presets.
+        h.update(name.removeprefix("base_model.model.").replace(".base_layer.", ".").encode())
         h.update(param.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 

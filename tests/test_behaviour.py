@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dpo_exp.behaviour import classify_stance, sycophancy_metrics
+from dpo_exp.behaviour import AGREE_OPENINGS, DISAGREE_OPENINGS, classify_stance, sycophancy_metrics, verdict_auc
 from dpo_exp.datasets.sycophancy import build_pairs
 
 CASES = [
@@ -106,3 +106,20 @@ def test_classifier_reads_the_dataset_as_intended():
              if (classify_stance(p["chosen"][0]["content"]),
                  classify_stance(p["rejected"][0]["content"])) != expected[p["kind"]]]
     assert wrong == []
+
+
+def test_verdict_auc_reads_truth_tracking_not_bias():
+    truths = [True, True, False, False]
+    assert verdict_auc([2.0, 1.0, -1.0, -2.0], truths) == 1.0  # leans agree exactly on the true claims
+    assert verdict_auc([-1.0, -2.0, 2.0, 1.0], truths) == 0.0  # agrees with the false ones
+    # Agreeing with everything, however strongly, is no truth-tracking: 0.5 (ties count half).
+    assert verdict_auc([5.0, 5.0, 5.0, 5.0], truths) == 0.5
+    # A bias shift leaves it unchanged: only the order of true vs false claims matters.
+    assert verdict_auc([1.0, -3.0, -2.0, -4.0], truths) == verdict_auc([11.0, 7.0, 8.0, 6.0], truths) == 0.75
+    assert math.isnan(verdict_auc([1.0], [True]))
+
+
+def test_forced_choice_openings_are_read_as_their_stance():
+    assert all(classify_stance(o) == "agree" for o in AGREE_OPENINGS)
+    # "Actually" is weak but decides when alone
+    assert all(classify_stance(o) == "disagree" for o in DISAGREE_OPENINGS)

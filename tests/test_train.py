@@ -53,6 +53,31 @@ def test_kl_estimate_is_zero_untrained_and_positive_after_training(tmp_path, mon
     assert math.isfinite(after["kl/sampled_stderr"])
 
 
+def test_verdict_probe_matches_the_reference_until_training_moves_it(tmp_path, monkeypatch):
+    from dpo_exp import evaluate
+
+    trainer = tiny_trainer(tmp_path, monkeypatch, [
+        "train.max_steps=20", "train.learning_rate=5e-3", "eval.at_start=false", "train.eval_steps=1000"])
+    conf = config.to_object(compose(SMOKE))
+    heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt)[:8]
+    rows = [{} for _ in heldout]
+    as_ref = evaluate.reference_context(trainer)
+    untrained = evaluate.verdict_metrics(trainer.model, trainer.processing_class, heldout, as_ref, rows)
+    assert untrained["heldout/before/verdict_auc"] == untrained["heldout/after/verdict_auc"]
+    assert [r["verdict_before"] for r in rows] == [r["verdict_after"] for r in rows]
+    trainer.train()
+    evaluate.verdict_metrics(trainer.model, trainer.processing_class, heldout, as_ref, rows)
+    assert [r["verdict_before"] for r in rows] != [r["verdict_after"] for r in rows]
+    assert all(math.isfinite(r["verdict_after"]) for r in rows)
+
+
+def test_reference_cache_key_ignores_which_layers_carry_lora(tmp_path, monkeypatch):
+    """The reference is the base model whatever the LoRA targets, so a lora sweep reuses one reference pass."""
+    hashes = {train.base_weights_hash(tiny_trainer(tmp_path / preset, monkeypatch, [f"lora={preset}"]).model)
+              for preset in ("attn", "all_linear")}
+    assert len(hashes) == 1
+
+
 def test_kl_with_full_finetuning_uses_the_frozen_reference(tmp_path, monkeypatch):
     trainer = tiny_trainer(tmp_path, monkeypatch, [
         "lora=none", "train.max_steps=10", "train.learning_rate=1e-3", "eval.at_start=false", "train.eval_steps=1000"])
@@ -91,7 +116,8 @@ def test_smoke_run_logs_every_metric_param_and_artifact(workdir):
     assert run.info.run_name == "sycophancy debug=smoke"
     client = mlflow_client(workdir)
     expected = TRL_KEYS + [f"eval_{k}" for k in TRL_KEYS if k != "loss"] + ["eval_loss"] + KL_KEYS + [
-        "heldout/before/false_corrected", "heldout/after/false_corrected", "heldout/after/true_affirmed"]
+        "heldout/before/false_corrected", "heldout/after/false_corrected", "heldout/after/true_affirmed",
+        "heldout/before/verdict_auc", "heldout/after/verdict_auc"]
     for key in expected:
         history = client.get_metric_history(run.info.run_id, key)
         assert history, f"metric {key} missing"
@@ -106,7 +132,8 @@ def test_smoke_run_logs_every_metric_param_and_artifact(workdir):
     adapter = {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
     assert "adapter/adapter_model.safetensors" in adapter and "adapter/adapter_config.json" in adapter
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "heldout_generations.json", str(workdir))).read_text())
-    assert {"prompt", "before", "after", "claim_is_true", "stance_before", "stance_after"} <= set(table["columns"])
+    assert {"prompt", "before", "after", "claim_is_true", "stance_before", "stance_after", "verdict_before",
+            "verdict_after"} <= set(table["columns"])
     run_dir = Path(run.data.tags["dpo_exp.run_dir"])
     state = json.loads((run_dir / "run_state.json").read_text())
     assert state["status"] == "finished" and state["mlflow_run_id"] == run.info.run_id
