@@ -181,6 +181,14 @@ def before_after(policy, tokenizer, heldout: list[dict], as_reference: Callable[
     return rows
 
 
+def sequence_logprobs(model, pairs: list[tuple[torch.Tensor, torch.Tensor]], pad_id: int | None,
+                      batch_size: int = 16) -> list[float]:
+    """log P(completion | prompt), summed over the completion's tokens, per (prompt_ids, completion_ids)."""
+    return [float(lp.gather(-1, tok[:, None]).sum())
+            for batch in token_logprobs(model, pairs, pad_id if pad_id is not None else 0, batch_size)
+            for lp, tok in batch]
+
+
 @torch.no_grad()
 def verdict_log_odds(model, tokenizer, prompts: list[list[dict]], batch_size: int = 16) -> list[float]:
     """Per chat prompt: log P(reply opens by agreeing) - log P(it opens by disagreeing).
@@ -199,9 +207,7 @@ def verdict_log_odds(model, tokenizer, prompts: list[list[dict]], batch_size: in
     for text in render_prompts(tokenizer, prompts):
         prompt_ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])
         pairs.extend((prompt_ids, ids) for ids in opening_ids)
-    totals = [float(lp.gather(-1, tok[:, None]).sum()) for batch in token_logprobs(model, pairs, tokenizer.pad_token_id,
-                                                                                    batch_size)
-              for lp, tok in batch]
+    totals = sequence_logprobs(model, pairs, tokenizer.pad_token_id, batch_size)
     model.train(was_training)
     n_agree, out = len(AGREE_OPENINGS), []
     for i in range(0, len(totals), len(openings)):

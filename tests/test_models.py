@@ -55,3 +55,16 @@ def test_bundled_smollm2_converts_loads_and_trains(workdir):
     assert kl[0].step == 0 and kl[0].value == 0.0 and kl[-1].step == 2
     for key in ("loss", "rewards/margins", "eval_rewards/accuracies", "heldout/after/true_affirmed"):
         assert math.isfinite(run.data.metrics[key]), key
+
+
+@pytest.mark.integration
+def test_shipped_knowledge_file_is_what_the_probe_measures_on_the_bundled_model():
+    """`base_knows` (what +experiment=sycophancy filters on) comes from this probe: it must reproduce."""
+    from dpo_exp.datasets import sycophancy as syc
+
+    shipped = syc.load_knowledge()["margins"]
+    measured = syc.probe_knowledge(models.bundled_folder("~/.cache/dpo_exp"))
+    assert set(measured) == set(shipped)
+    for topic, margin in measured.items():
+        assert (margin > 0) == (shipped[topic] > 0), topic
+        assert abs(margin - shipped[topic]) < 0.01, topic

@@ -1159,17 +1159,17 @@ def probe_knowledge(model_dir: str | Path, facts: list[Fact] | None = None) -> d
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from dpo_exp.evaluate import sequence_logprobs
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-
-    @torch.no_grad()
-    def logp(claim: str) -> float:
-        ids = tokenizer(f"Fact: {claim[0].upper()}{claim[1:]}.", return_tensors="pt",
-                        add_special_tokens=False)["input_ids"]
-        logprobs = model(ids).logits[0, :-1].log_softmax(-1)
-        return logprobs.gather(-1, ids[0, 1:, None]).sum().item()
-
-    return {f.topic: round(logp(f.true) - logp(f.false), 3) for f in (facts or FACTS)}
+    facts = facts or FACTS
+    pairs = []  # (first token, the rest): every token after the first is scored
+    for claim in (c for f in facts for c in (f.true, f.false)):
+        ids = tokenizer(f"Fact: {claim[0].upper()}{claim[1:]}.", add_special_tokens=False)["input_ids"]
+        pairs.append((torch.tensor(ids[:1]), torch.tensor(ids[1:])))
+    scores = sequence_logprobs(model, pairs, tokenizer.pad_token_id)
+    return {f.topic: round(scores[2 * i] - scores[2 * i + 1], 3) for i, f in enumerate(facts)}
 
 
 def write_knowledge(model_dir: str | Path, name: str) -> Path:
