@@ -351,27 +351,17 @@ def check_tokenizer(tokenizer, sources: list[Source]) -> None:
 
 def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, batch_size: int,
              sampling: SamplingConfig | None) -> list[tuple[str, int]]:
-    """(text, number of tokens) per prompt: greedy, or sampled with `sampling` (seeded, forked RNG)."""
-    import torch
+    """(text, number of tokens, EOS not counted) per prompt: greedy, or sampled with `sampling` (seeded)."""
+    from dpo_exp import evaluate
 
-    from dpo_exp.evaluate import decode, render_prompts
-
-    device = next(model.parameters()).device
-    decoding = (dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0) if sampling
-                else dict(do_sample=False))
-    texts = render_prompts(tokenizer, prompts)
+    decoding = (dict(sample=True, seed=sampling.seed, temperature=sampling.temperature, top_p=sampling.top_p)
+                if sampling else dict(sample=False))
     out = []
-    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(sampling.seed if sampling else 0)
-        for i in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            seqs = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                  eos_token_id=tokenizer.eos_token_id, repetition_penalty=1.0, **decoding)
-            for completion in seqs[:, enc["input_ids"].shape[1]:]:
-                stop = (completion == tokenizer.eos_token_id).nonzero()
-                completion = completion[: stop[0].item()] if len(stop) else completion
-                out.append((decode(tokenizer, completion), len(completion)))
+    for _, completion in evaluate.generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                                           batch_size=batch_size, **decoding):
+        if len(completion) and completion[-1] == tokenizer.eos_token_id:
+            completion = completion[:-1]
+        out.append((evaluate.decode(tokenizer, completion), len(completion)))
     return out
 
 

@@ -41,13 +41,18 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, sample: bool, seed: int = 0,
-             batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Completions for chat prompts: a list of (prompt_ids, completion_ids) per prompt (no padding)."""
+             batch_size: int = 16, temperature: float = 1.0,
+             top_p: float = 1.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Completions for chat prompts: a list of (prompt_ids, completion_ids) per prompt (no padding).
+
+    Sampling defaults to the policy's exact distribution (temperature 1, no top-k/top-p), which the
+    KL estimate needs; the eval command passes its own temperature and top_p."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = []
-    decoding = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0) if sample else dict(do_sample=False)
+    decoding = (dict(do_sample=True, temperature=temperature, top_k=0, top_p=top_p) if sample
+                else dict(do_sample=False))
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for batch in _batches(render_prompts(tokenizer, prompts), batch_size):
