@@ -390,27 +390,12 @@ def tokenize_pair_replies(tokenizer, rows: list[dict], max_length: int) -> list[
 
 
 def reply_logps(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int) -> list[float]:
-    """log p(reply | prompt), summed over the reply tokens: one forward pass and log_softmax per batch."""
+    """log p(reply | prompt), summed over the reply tokens, for (prompt ids, reply ids) lists."""
     import torch
 
-    device = next(model.parameters()).device
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(pairs), batch_size):
-            batch = pairs[i : i + batch_size]
-            width = max(len(p) + len(c) for p, c in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            reply = torch.zeros_like(ids, dtype=torch.bool)
-            for j, (p, c) in enumerate(batch):  # right padding: positions match an unpadded pass
-                ids[j, : len(p) + len(c)] = torch.tensor(p + c)
-                mask[j, : len(p) + len(c)] = 1
-                reply[j, len(p) : len(p) + len(c)] = True
-            ids, mask, reply = ids.to(device), mask.to(device), reply.to(device)
-            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
-            token_logps = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-            out += (token_logps * reply[:, 1:]).sum(-1).tolist()
-    return out
+    from dpo_exp.evaluate import sequence_logprobs
+
+    return sequence_logprobs(model, [(torch.tensor(p), torch.tensor(c)) for p, c in pairs], pad_id, batch_size)
 
 
 # --- per-model metrics ---------------------------------------------------------------------------
