@@ -314,7 +314,7 @@ def _select(raw: list[_Raw], where: Mapping[str, Any], shown: str) -> list[_Raw]
         raise UserError(f"data.where filters on {', '.join(map(repr, missing))}, but no row of {shown} has "
                         f"{'that field' if len(missing) == 1 else 'those fields'} (fields seen: "
                         f"{', '.join(sorted(fields)) or 'none'}). Fix: use one of those fields in data.where, "
-                        "or data.where={} to keep every row.")
+                        "or data.where=null to keep every row.")
     kept = [item for item in raw
             if not isinstance(item.value, dict)
             or all(item.value.get(key) in values for key, values in wanted.items())]

@@ -442,20 +442,29 @@ def test_where_keeps_rows_whose_fields_match(tmp_path):
 def test_where_on_an_unknown_field_or_matching_nothing_is_a_clear_error(tmp_path):
     path = str(write_jsonl(tmp_path / "pairs.jsonl", [{**GOOD, "kind": "a"}]))
     with pytest.raises(UserError, match=r"data.where filters on 'knd'.*no row of .*pairs.jsonl.*fields seen: "
-                                        r"chosen, kind, prompt, rejected"):
+                                        r"chosen, kind, prompt, rejected\). Fix: .*data.where=null"):
         load_pairs(path, where={"knd": "a"})
     with pytest.raises(UserError, match=r"data.where \{kind: b\} keeps no row of .*pairs.jsonl"):
         load_pairs(path, where={"kind": "b"})
 
 
 def test_where_composes_from_the_command_line():
+    """The README's idioms: set on a config without a filter, replace (null first), add, change, drop."""
     from conftest import compose
 
     from dpo_exp.config import validate
 
-    cfg = compose(["data.where={kind: true_claim, domain: [math, law]}"])
+    cfg = compose(["data=file", "data.path=pairs.jsonl", "data.where={kind: true_claim, domain: [math, law]}"])
     assert cfg.data.where == {"kind": "true_claim", "domain": ["math", "law"]}
     validate(cfg)
+    # The shipped data trains on what the base model knows; your own file (data=file) is not filtered.
+    syc = ["+experiment=sycophancy"]
+    assert compose(syc).data.where == {"base_knows": True}
+    assert compose([*syc, "data=file", "data.path=pairs.jsonl"]).data.where is None
+    assert compose([*syc, "data.where=null", "data.where={kind: true_claim}"]).data.where == {"kind": "true_claim"}
+    assert compose([*syc, "+data.where.kind=true_claim"]).data.where == {"base_knows": True, "kind": "true_claim"}
+    assert compose([*syc, "data.where.base_knows=false"]).data.where == {"base_knows": False}
+    assert compose([*syc, "data.where=null"]).data.where is None
     with pytest.raises(UserError, match=r"data.where=3.*mapping of field to value.*data.where=\{kind: true_claim\}"):
         validate(compose(["data.where=3"]))
 
