@@ -159,7 +159,9 @@ class DataConfig:
     eval_fraction: float = 0.1
     max_rows: Optional[int] = None  # cap on rows read (after shuffling), for quick runs
     # keep only rows whose own fields match, e.g. {kind: true_claim} or {domain: [math, law]}
-    where: Any = None  # Any, not Dict: Hydra can then replace it whole (data.where={...})
+    # Any, not Dict: a Dict field refuses data.where={...} under Hydra's struct mode, and a null
+    # Optional[Dict] crashes OmegaConf's merge. validate() checks it is a mapping.
+    where: Any = None
     on_error: OnError = OnError.error
     system_prompt: Optional[str] = None  # prepended as a system message to every prompt
     heldout_path: Optional[str] = None  # held-out claims/prompts for before/after generations
