@@ -303,8 +303,7 @@ def _dataset_rows(ds, shown: str) -> list[_Raw]:
 def _select(raw: list[_Raw], where: Mapping[str, Any], shown: str) -> list[_Raw]:
     """Rows whose fields equal `where`'s values (a list value: any of them). Malformed rows are kept,
     so that the normal row checks still report them."""
-    wanted = {key: (list(v) if isinstance(v, (list, tuple)) or _is_listconfig(v) else [v])
-              for key, v in where.items()}
+    wanted = {key: (list(v) if isinstance(v, (list, tuple)) else [v]) for key, v in where.items()}
     fields = set()
     for item in raw:
         if isinstance(item.value, dict):
@@ -324,12 +323,8 @@ def _select(raw: list[_Raw], where: Mapping[str, Any], shown: str) -> list[_Raw]
     return kept
 
 
-def _is_listconfig(value: Any) -> bool:
-    return type(value).__name__ == "ListConfig"
-
-
 def _show_where(where: Mapping[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {list(v) if _is_listconfig(v) else v}" for k, v in where.items()) + "}"
+    return "{" + ", ".join(f"{k}: {v}" for k, v in where.items()) + "}"
 
 
 def _looks_like_hub_id(path: str) -> bool:

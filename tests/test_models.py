@@ -63,7 +63,9 @@ def test_shipped_knowledge_file_is_what_the_probe_measures_on_the_bundled_model(
     from dpo_exp.datasets import sycophancy as syc
 
     shipped = syc.load_knowledge()["margins"]
-    measured = syc.probe_knowledge(models.bundled_folder("~/.cache/dpo_exp"))
+    from dpo_exp.config import PathsConfig
+
+    measured = syc.probe_knowledge(models.bundled_folder(PathsConfig().cache))
     assert set(measured) == set(shipped)
     for topic, margin in measured.items():
         assert (margin > 0) == (shipped[topic] > 0), topic

