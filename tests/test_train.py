@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, all_runs, compose, mlflow_client, run_cli
-from dpo_exp import config, data, models, train
+from dpo_exp import config, data, models, runs, train
 from dpo_exp.config import LossType
 
 SMOKE = ["+experiment=sycophancy", "+debug=smoke"]
@@ -156,8 +156,14 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(workdir):
     proc = subprocess.Popen([sys.executable, "-m", "dpo_exp", *args], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 300
-    while not list(workdir.glob("outputs/**/checkpoint-5/trainer_state.json")) and time.time() < deadline \
-            and proc.poll() is None:  # a complete checkpoint (partial ones are skipped on resume)
+
+    def saved_a_checkpoint() -> bool:
+        # Complete means a parseable trainer_state.json (what resume requires): the file exists,
+        # empty, from Trainer's open() to its close(), and a SIGTERM inside that window leaves a
+        # checkpoint that resume rightly passes over (CI once hit it).
+        return any(runs.last_checkpoint(state.parent) for state in workdir.glob(f"outputs/**/{runs.STATE_FILE}"))
+
+    while not saved_a_checkpoint() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
@@ -165,11 +171,11 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(workdir):
     assert run.info.status == "KILLED"  # not left RUNNING
     run_dir = Path(run.data.tags["dpo_exp.run_dir"])
     assert json.loads((run_dir / "run_state.json").read_text())["status"] == "failed"
-    assert list(run_dir.glob("checkpoint-*"))
+    assert runs.last_checkpoint(run_dir)
 
     out = run_cli([*args, "resume=true"], cwd=workdir)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert f"continuing {run_dir}" in out.stdout and "resuming at step" in out.stdout
+    assert f"continuing {run_dir}" in out.stdout and "resuming at step" in out.stdout, out.stdout[-3000:]
     (run,) = all_runs(workdir)  # the same run, continued
     assert run.info.status == "FINISHED"
     steps = [m.step for m in mlflow_client(workdir).get_metric_history(run.info.run_id, "loss")]
