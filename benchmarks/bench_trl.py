@@ -48,7 +48,7 @@ common = dict(output_dir=out_dir, max_steps=int(steps), per_device_train_batch_s
 if variant == "tutorial":   # TRL's defaults, except bf16 (errors without a GPU)
     args = DPOConfig(**common)
 else:                       # tuned: dpo_exp's precision/checkpointing and learning rate
-    args = DPOConfig(**common, gradient_checkpointing=False, learning_rate=5e-5, logging_steps=5)
+    args = DPOConfig(**common, activation_checkpointing=False, learning_rate=5e-5, logging_steps=5)
 trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft)
 trainer.train()
 '''

@@ -63,7 +63,8 @@ def train_sft(cfg: Config, *, model, tokenizer, train_rows: list[dict], run_dir:
         seed=cfg.train.seed,
         bf16=next(model.parameters()).dtype == torch.bfloat16,
         use_cpu=on_cpu,
-        gradient_checkpointing=cfg.hardware.gradient_checkpointing,
+        # transformers 5's name; the old `gradient_checkpointing` warns a FutureWarning on every run.
+        activation_checkpointing=cfg.hardware.gradient_checkpointing,
         save_strategy="no",
         report_to=[],
         disable_tqdm=True,

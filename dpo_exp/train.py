@@ -65,7 +65,8 @@ def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf1
         bf16=bf16,
         fp16=False,
         use_cpu=use_cpu,
-        gradient_checkpointing=cfg.hardware.gradient_checkpointing,
+        # transformers 5's name; the old `gradient_checkpointing` warns a FutureWarning on every run.
+        activation_checkpointing=cfg.hardware.gradient_checkpointing,
         precompute_ref_log_probs=t.precompute_ref_log_probs,
         precompute_ref_batch_size=t.eval_batch_size,
         loss_type=[loss.type.value, *loss.extra_types],
