@@ -158,9 +158,9 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(workdir):
     deadline = time.time() + 300
 
     def saved_a_checkpoint() -> bool:
-        # Complete means a parseable trainer_state.json (what resume requires): the file exists,
-        # empty, from Trainer's open() to its close(), and a SIGTERM inside that window leaves a
-        # checkpoint that resume rightly passes over (CI once hit it).
+        # Complete means a parseable trainer_state.json, what resume requires: the file exists, empty,
+        # from Trainer's open() to its close(), and a SIGTERM inside that window leaves a checkpoint that
+        # resume rightly passes over (the likeliest cause of one CI failure that did not reproduce here).
         return any(runs.last_checkpoint(state.parent) for state in workdir.glob(f"outputs/**/{runs.STATE_FILE}"))
 
     while not saved_a_checkpoint() and time.time() < deadline and proc.poll() is None:
