@@ -147,7 +147,7 @@ class DPOExpTrainer(DPOTrainer):
         size, and nothing else: jobs of a sweep over beta, learning rate, loss or seed share it.
         """
         if self.ref_cache_dir is None:
-            return super()._precompute_ref_logps(dataset, name, batch_size)
+            return self._compute_ref_logps(dataset, name, batch_size)
         if not hasattr(self, "_ref_weights_hash"):
             self._ref_weights_hash = base_weights_hash(self.ref_model or self.model)
         key = hashlib.sha256(f"{self._ref_weights_hash}:{dataset_hash(dataset)}:{batch_size}".encode()).hexdigest()[:24]
@@ -158,7 +158,7 @@ class DPOExpTrainer(DPOTrainer):
                 self.ref_cache_events[name] = "cached"
                 print(f"[dpo_exp] reference log-probs for {name}: reused from {path}", flush=True)
             else:
-                out = super()._precompute_ref_logps(dataset, name, batch_size)
+                out = self._compute_ref_logps(dataset, name, batch_size)
                 cached = {"chosen": [float(x) for x in out["ref_chosen_logps"]],
                           "rejected": [float(x) for x in out["ref_rejected_logps"]]}
                 tmp = path.with_suffix(f".tmp{id(self)}")
@@ -168,6 +168,12 @@ class DPOExpTrainer(DPOTrainer):
                 return out
         return dataset.add_column("ref_chosen_logps", cached["chosen"]).add_column(
             "ref_rejected_logps", cached["rejected"])
+
+    def _compute_ref_logps(self, dataset, name: str, batch_size: int):
+        # TRL's pass iterates a DataLoader, which draws a seed from torch's global RNG. Forked, so the
+        # training stream (LoRA dropout, batch order) is the same whether the pass is computed or cached.
+        with torch.random.fork_rng():
+            return super()._precompute_ref_logps(dataset, name, batch_size)
 
     def _get_train_sampler(self, train_dataset=None):
         if not self.group_by_length:

@@ -217,3 +217,16 @@ def test_unreachable_tracking_server_fails_fast(workdir):
     assert out.returncode == 2
     assert f"http://127.0.0.1:{port} is unreachable" in out.stderr and "mlflow server" in out.stderr
     assert "loaded on" not in out.stdout
+
+
+def test_a_cached_reference_pass_trains_exactly_like_a_computed_one(tmp_path, monkeypatch):
+    """A re-run (or a later sweep job) that reuses the reference cache must reproduce the first run's numbers:
+    same reference values, and the reference pass must not shift the seeded RNG stream."""
+    overrides = [f"paths.cache={tmp_path / 'cache'}", "train.max_steps=6", "eval.at_start=false", "train.eval_steps=1000"]
+    histories = {}
+    for attempt in ("computed", "cached"):
+        trainer = tiny_trainer(tmp_path / attempt, monkeypatch, overrides)
+        assert trainer.ref_cache_events["train"] == attempt
+        trainer.train()
+        histories[attempt] = [(e["step"], e["loss"], e["rewards/margins"]) for e in trainer.state.log_history if "loss" in e]
+    assert histories["computed"] and histories["cached"] == histories["computed"]
