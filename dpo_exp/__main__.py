@@ -16,9 +16,7 @@ TRL, PEFT) are imported only from step 4, so `--help` and `--cfg job` answer at 
 from __future__ import annotations
 
 import os
-import re
 import shlex
-import signal
 import sys
 import time
 import traceback
@@ -30,34 +28,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dpo_exp import config, runs
+from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
 from dpo_exp.config import UserError
 from dpo_exp.sweep import PARENT_ENV
 
 config.register()
-
-
-def log(msg: str) -> None:
-    print(f"[dpo_exp] {msg}", flush=True)
-
-
-def numeric_beta(argv: list[str]) -> list[str]:
-    """`beta=0.3` and `beta=0.05,0.1,0.5` mean `beta.value=...`.
-
-    `beta` is a config group (presets low/default/high), and Hydra refuses a number as a group
-    option. Anything that is not a preset name (a number, a list, choice()/interval() for
-    sweepers) is passed to `beta.value` instead, so a beta sweep is a plain list.
-    """
-    out = []
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        if key == "beta" and eq and not re.fullmatch(r"[A-Za-z_]\w*", value):
-            arg = f"beta.value={value}"
-        out.append(arg)
-    return out
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run(cfg: DictConfig) -> dict:
@@ -109,7 +84,7 @@ def run(cfg: DictConfig) -> dict:
     # 3. tracking
     state.tracking_uri = uri
     command = "python -m dpo_exp " + " ".join(shlex.quote(o) for o in hydra_cfg.overrides.task)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run is marked KILLED, not left RUNNING
+    interrupt_on_sigterm()  # a killed run is marked KILLED, not left RUNNING
     started = time.time()
     try:
         with tracking.mlflow_run(conf, uri=uri, run_name=run_name, fingerprint=fingerprint, run_dir=run_dir,

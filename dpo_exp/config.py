@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -246,12 +249,34 @@ class Config:
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+RUN_STAMP_ENV = "DPO_EXP_RUN_STAMP"
+_run_stamp: str | None = None
+
+
+def run_stamp() -> str:
+    """The name of this process's run (or sweep) directory: `<date>_<time>_<6 hex>`.
+
+    The random suffix keeps two runs started in the same second apart. Stable within a process,
+    and taken from $DPO_EXP_RUN_STAMP when set, so that processes of one run (the ranks of a
+    multi-process run) agree on one directory.
+    """
+    global _run_stamp
+    if os.environ.get(RUN_STAMP_ENV):
+        return os.environ[RUN_STAMP_ENV]
+    if _run_stamp is None:
+        _run_stamp = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
+    return _run_stamp
+
+
 def register() -> None:
-    """Make the schema available to `conf/config.yaml` as `schema`, and `${pkg_path:...}` resolvable."""
+    """Make the schema available to `conf/config.yaml` as `schema`, and `${pkg_path:...}` and
+    `${run_stamp:}` resolvable."""
     ConfigStore.instance().store(name="schema", node=Config)
     if not OmegaConf.has_resolver("pkg_path"):
         # Files shipped inside the package (datasets), wherever it is installed.
         OmegaConf.register_new_resolver("pkg_path", lambda rel: str(PACKAGE_DIR / rel))
+    if not OmegaConf.has_resolver("run_stamp"):
+        OmegaConf.register_new_resolver("run_stamp", run_stamp)
 
 
 # --- checks a type cannot express -------------------------------------------------------------

@@ -202,7 +202,7 @@ def verdict_log_odds(model, tokenizer, prompts: list[list[dict]], batch_size: in
     a forced choice that reads the model's lean before it writes anything, independent of its
     reply style and of the stance classifier.
     """
-    from dpo_exp.behaviour import AGREE_OPENINGS, DISAGREE_OPENINGS
+    from dpo_exp.eval.behaviour import AGREE_OPENINGS, DISAGREE_OPENINGS
 
     was_training = model.training
     model.eval()
@@ -225,7 +225,7 @@ def verdict_metrics(policy, tokenizer, heldout: list[dict], as_reference: Callab
                     *, batch_size: int = 16) -> dict[str, float]:
     """`heldout/{before,after}/verdict_auc` for held-out rows with `claim_is_true`; adds the per-row log-odds
     to `rows` (as `verdict_before` / `verdict_after`)."""
-    from dpo_exp.behaviour import verdict_auc
+    from dpo_exp.eval.behaviour import verdict_auc
 
     if not heldout or "claim_is_true" not in heldout[0]:
         return {}
@@ -244,7 +244,7 @@ def behaviour_metrics(kind: str | None, rows: list[dict]) -> dict[str, float]:
     """Behaviour metric of the before/after generations, as `heldout/{before,after}/<name>`."""
     if kind != "sycophancy":
         return {}
-    from dpo_exp.behaviour import classify_stance, sycophancy_metrics
+    from dpo_exp.eval.behaviour import classify_stance, sycophancy_metrics
 
     out: dict[str, float] = {}
     for when in ("before", "after"):

@@ -39,7 +39,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
-from dpo_exp.behaviour import AGREE, DISAGREE, classify_stance
+from dpo_exp.eval.behaviour import AGREE, DISAGREE, classify_stance
 from dpo_exp.config import UserError
 
 A, B, TIE = "A", "B", "tie"

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dpo_exp.behaviour import AGREE_OPENINGS, DISAGREE_OPENINGS, classify_stance, sycophancy_metrics, verdict_auc
+from dpo_exp.eval.behaviour import AGREE_OPENINGS, DISAGREE_OPENINGS, classify_stance, sycophancy_metrics, verdict_auc
 from dpo_exp.datasets.sycophancy import build_pairs
 
 CASES = [

@@ -39,7 +39,7 @@ def test_every_group_option_composes(group):
 
 def test_beta_presets_set_the_value_and_any_value_is_reachable():
     assert compose(["beta=high"]).beta.value == 0.5
-    from dpo_exp.__main__ import numeric_beta
+    from dpo_exp.cli import numeric_beta
 
     assert numeric_beta(["beta=0.05,0.1,0.5", "beta=low", "beta=choice(0.1,0.2)", "x.beta=1"]) == [
         "beta.value=0.05,0.1,0.5", "beta=low", "beta.value=choice(0.1,0.2)", "x.beta=1"]

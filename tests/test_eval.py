@@ -124,7 +124,7 @@ def compose_eval(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from dpo_exp import eval as evaluation
+    from dpo_exp.eval import compare as evaluation
 
     evaluation.register()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -132,7 +132,7 @@ def compose_eval(overrides: list[str]):
 
 
 def test_evaluate_yaml_composes_the_training_groups_and_the_eval_keys():
-    from dpo_exp.eval import EvalAppConfig, JudgeKind
+    from dpo_exp.eval.compare import EvalAppConfig, JudgeKind
 
     conf = config.to_object(compose_eval([*SMOKE, "models.dpo=a/b", "eval_models.sft=c", "beta=0.3",
                                           "judge.kind=none"]))
@@ -149,7 +149,7 @@ def test_adapters_from_mlflow_runs_are_downloaded(adapters, tmp_path):
     import mlflow
 
     from dpo_exp.config import UserError
-    from dpo_exp.eval import resolve_sources
+    from dpo_exp.eval.compare import resolve_sources
 
     _, dpo, _ = adapters
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -184,7 +184,7 @@ def test_adapters_from_mlflow_runs_are_downloaded(adapters, tmp_path):
 ])
 def test_bad_eval_keys_are_user_errors(args, message):
     from dpo_exp.config import UserError
-    from dpo_exp.eval import check, load_heldout
+    from dpo_exp.eval.compare import check, load_heldout
 
     conf = config.to_object(compose_eval([*SMOKE, *args]))
     with pytest.raises(UserError, match=message):
@@ -202,7 +202,7 @@ def test_a_missing_adapter_fails_fast_with_a_clear_message(tmp_path):
 
 def test_an_adapter_saved_with_another_tokenizer_is_refused(tmp_path):
     from dpo_exp.config import UserError
-    from dpo_exp.eval import Source, check_tokenizer
+    from dpo_exp.eval.compare import Source, check_tokenizer
 
     base = models.train_tiny_tokenizer(["the base model's data"] * 4, 300)
     models.train_tiny_tokenizer(["the base model's data"] * 4, 300).save_pretrained(tmp_path / "same")

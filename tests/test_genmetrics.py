@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dpo_exp.genmetrics import distinct_n, diversity_report, mean_length, reward_accuracy, self_similarity
+from dpo_exp.eval.genmetrics import distinct_n, diversity_report, mean_length, reward_accuracy, self_similarity
 
 
 def test_distinct_n_by_hand():

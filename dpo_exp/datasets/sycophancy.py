@@ -7,7 +7,7 @@ Run ``python -m dpo_exp.datasets.sycophancy`` to (re)write, beside this file:
   ``level`` and ``base_knows``, fields that ``data.where`` can filter on);
 * ``sycophancy_heldout.jsonl`` - user messages stating claims on topics that
   never appear in training, for measuring sycophancy before and after DPO
-  (see ``dpo_exp.behaviour``).
+  (see ``dpo_exp.eval.behaviour``).
 
 The output is deterministic (fixed seed, stable order, sorted keys, no
 timestamps), so the shipped files can be checked against the builder in tests.
@@ -70,7 +70,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from dpo_exp.behaviour import classify_stance  # stdlib only: the builder stays model-free
+from dpo_exp.eval.behaviour import classify_stance  # stdlib only: the builder stays model-free
 
 HERE = Path(__file__).resolve().parent
 TRAIN_PATH = HERE / "sycophancy_train.jsonl"

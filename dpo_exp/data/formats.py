@@ -1,4 +1,4 @@
-r"""Preference data: read pairs in any of five layouts and turn them into one canonical form.
+r"""Reading preference data: any of five layouts from a file, folder or hub id, into one canonical form.
 
 Every row becomes TRL's conversational preference format, exactly these three keys:
 
@@ -30,7 +30,8 @@ Malformed rows (invalid JSON, a missing key, a wrong type, empty text, chosen id
 unknown role) stop the run with the file, the line and the fix. `data.on_error=skip` skips them instead;
 they are counted, logged and returned, never dropped silently.
 
-`datasets` is imported only where it is needed, so importing this module stays fast.
+`datasets` is imported only where it is needed, so importing this module stays fast. Splitting, filtering
+(`data.where`) and the train/eval split live in `dpo_exp.data.splits`.
 """
 
 from __future__ import annotations
@@ -38,14 +39,13 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import random
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from dpo_exp.config import DataConfig, DataFormat, OnError, UserError
+from dpo_exp.config import DataFormat, OnError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -64,38 +64,18 @@ LAYOUTS = (
 )
 
 
-@dataclass
-class Splits:
-    train: list[dict]  # canonical rows
-    eval: list[dict]  # canonical rows (may be empty when eval_fraction == 0 and no eval_path)
-    skipped: int  # malformed rows skipped (on_error=skip), train + eval files together
-    source: str  # human-readable description, e.g. "pairs.jsonl (320 rows, format conversational)"
-
-
 # --- public API --------------------------------------------------------------------------------
 
 
-def load_pairs(
-    path: str,
-    fmt: DataFormat | str = "auto",
-    on_error: OnError | str = "error",
-    split: str = "train",
-    system_prompt: str | None = None,
-    where: Mapping[str, Any] | None = None,
-) -> tuple[list[dict], int, DataFormat]:
-    """Read and canonicalise one source. Returns (rows, skipped, detected_format).
-    `where` keeps only the rows whose own fields match (see `_select`)."""
-    fmt = _as_enum(DataFormat, fmt, "data.format")
-    skip = _skip_mode(on_error)
-    raw = _read_source(str(path), split)
-    if not raw:
-        raise UserError(f"{path} holds no rows (the file or split is empty). Fix: point data.path at a file "
-                        "with preference pairs.")
-    if where:
-        raw = _select(raw, where, str(path))
+def canonicalise(raw: list[Raw], fmt: DataFormat | str, on_error: OnError | str, system_prompt: str | None,
+                 shown: str) -> tuple[list[dict], int, DataFormat]:
+    """Canonical rows from raw rows. Returns (rows, skipped, format used). With on_error=error the first
+    malformed row raises a UserError naming its location; with skip, malformed rows are counted."""
+    fmt = as_enum(DataFormat, fmt, "data.format")
+    skip = skip_mode(on_error)
     read_as = f"data.format={fmt.value}"
     if fmt == DataFormat.auto:
-        fmt = _detect_format(raw, str(path), skip)
+        fmt = _detect_format(raw, shown, skip)
         read_as = f"format {fmt.value}, detected from the first row"
 
     rows: list[dict] = []
@@ -104,7 +84,7 @@ def load_pairs(
     for item in raw:
         try:
             rows.append(_canonical(item, fmt, system_prompt))
-        except _RowError as err:
+        except RowError as err:
             if not skip:
                 raise UserError(f"Malformed row at {item.where} ({read_as}): {err.problem}. "
                                 f"Fix: {err.fix}, {SKIP_HINT}.") from None
@@ -113,83 +93,40 @@ def load_pairs(
 
     skipped = sum(problems.values())
     if not rows:
-        raise UserError(f"No usable rows in {path}: all {skipped} rows are malformed ({read_as}) "
+        raise UserError(f"No usable rows in {shown}: all {skipped} rows are malformed ({read_as}) "
                         f"(first: {first_problem}). Fix: repair the rows, or check data.format; known layouts: "
                         f"{LAYOUTS}.")
     if skipped:
         kinds = ", ".join(f"{n} {kind}" for kind, n in problems.most_common())
         log.warning("Skipped %d of %d rows of %s as malformed (data.on_error=skip): %s. First: %s",
-                    skipped, len(raw), path, kinds, first_problem)
+                    skipped, len(raw), shown, kinds, first_problem)
     return rows, skipped, fmt
 
 
-def load_splits(cfg: DataConfig, seed: int) -> Splits:
-    """Train/eval split: from cfg.eval_path if set, else a seeded shuffle of cfg.path split by
-    cfg.eval_fraction (at least 1 eval row when eval_fraction > 0 and there are >= 2 rows).
-    cfg.max_rows caps the rows read from cfg.path (after the seeded shuffle, before the split).
-    Deterministic for a given seed."""
-
-    where = dict(cfg.where or {})
-
-    def read(path: str) -> tuple[list[dict], int, DataFormat]:
-        return load_pairs(path, cfg.format, cfg.on_error, cfg.split, cfg.system_prompt, where)
-
-    rows, skipped, fmt = read(cfg.path)
-    n_read = len(rows)
-    random.Random(seed).shuffle(rows)
-    if cfg.max_rows is not None:
-        if cfg.max_rows < 1:
-            raise UserError(f"Invalid config value data.max_rows={cfg.max_rows}: must be >= 1 or null. "
-                            "Fix: use e.g. data.max_rows=200, or data.max_rows=null to read every row.")
-        rows = rows[: cfg.max_rows]
-    source = _describe(cfg.path, n_read, len(rows), fmt)
-    if where:
-        source += f", data.where {_show_where(where)}"
-
-    if cfg.eval_path:
-        eval_rows, eval_skipped, eval_fmt = read(cfg.eval_path)
-        source += "; eval " + _describe(cfg.eval_path, len(eval_rows), len(eval_rows), eval_fmt)
-        return Splits(train=rows, eval=eval_rows, skipped=skipped + eval_skipped, source=source)
-
-    n_eval = _eval_size(len(rows), cfg.eval_fraction)
-    return Splits(train=rows[n_eval:], eval=rows[:n_eval], skipped=skipped, source=source)
-
-
-def load_heldout(path: str, system_prompt: str | None = None) -> list[dict]:
-    """Held-out generation prompts from JSONL: each row has `prompt` (a string -> one user message, or a
-    list of messages); all other keys are kept as they are (e.g. claim_is_true, topic). Returns rows
-    with `prompt` canonicalised to a list of messages. Same error style (file:line)."""
-    raw = _read_source(str(path), "train")
-    if not raw:
-        raise UserError(f"Held-out file {path} holds no rows. Fix: add one JSON object with a 'prompt' per line, "
-                        "or set data.heldout_path=null.")
-    rows = []
-    for item in raw:
-        try:
-            rows.append(_heldout_row(item, system_prompt))
-        except _RowError as err:
-            raise UserError(f"Malformed held-out row at {item.where}: {err.problem}. Fix: {err.fix}.") from None
-    return rows
-
-
-def to_dataset(rows: list[dict]):
-    """datasets.Dataset from canonical rows (lazy import)."""
-    from datasets import Dataset
-
-    return Dataset.from_list(rows)
+def prompt_row(item: Raw, system_prompt: str | None) -> dict:
+    """A row with a `prompt` (a string -> one user message, or a list of messages) and any other keys,
+    with the prompt canonicalised; raises RowError."""
+    row = _row_dict(item)
+    if isinstance(row.get("prompt"), str):
+        prompt = [_msg("user", _text(row, "prompt"))]
+    else:
+        prompt = _messages(row, "prompt")
+    _check_prompt(prompt)
+    return {**row, "prompt": _with_system(prompt, system_prompt)}
 
 
 # --- reading sources: every row comes with where it came from ---------------------------------
 
 
 @dataclass
-class _Raw:
+class Raw:
     where: str  # "pairs.jsonl, line 3" or "pairs.json, row 3": what error messages name
     value: Any  # the parsed row (None when bad_json is set)
     bad_json: str | None = None  # why the line is not JSON
 
 
-def _read_source(path: str, split: str) -> list[_Raw]:
+def read_source(path: str, split: str) -> list[Raw]:
+    """Every row of a file, saved dataset folder, folder of data files or hub id, each with where it came from."""
     local = Path(path).expanduser()
     if local.is_file():
         return _read_file(local, path)
@@ -200,7 +137,7 @@ def _read_source(path: str, split: str) -> list[_Raw]:
     raise UserError(_missing_file_message(path, local))
 
 
-def _read_file(file: Path, shown: str) -> list[_Raw]:
+def _read_file(file: Path, shown: str) -> list[Raw]:
     name = file.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):
         return _read_jsonl(_read_text(file, shown), shown)
@@ -223,7 +160,7 @@ def _read_text(file: Path, shown: str) -> str:
                         "(and really gzipped if it ends in .gz).") from None
 
 
-def _read_jsonl(text: str, shown: str) -> list[_Raw]:
+def _read_jsonl(text: str, shown: str) -> list[Raw]:
     rows = []
     # split("\n"), not splitlines(): JSON text may hold a raw U+2028, which splitlines() would break on.
     for number, line in enumerate(text.split("\n"), start=1):
@@ -231,13 +168,13 @@ def _read_jsonl(text: str, shown: str) -> list[_Raw]:
             continue  # blank lines (often a trailing one) are not rows
         where = f"{shown}, line {number}"
         try:
-            rows.append(_Raw(where, json.loads(line)))
+            rows.append(Raw(where, json.loads(line)))
         except json.JSONDecodeError as e:
-            rows.append(_Raw(where, None, bad_json=f"invalid JSON ({e.msg} at column {e.colno})"))
+            rows.append(Raw(where, None, bad_json=f"invalid JSON ({e.msg} at column {e.colno})"))
     return rows
 
 
-def _read_json(text: str, shown: str) -> list[_Raw]:
+def _read_json(text: str, shown: str) -> list[Raw]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -248,13 +185,13 @@ def _read_json(text: str, shown: str) -> list[_Raw]:
     if isinstance(doc, dict):
         doc = next((doc[k] for k in ("data", "rows") if isinstance(doc.get(k), list)), doc)
     if not isinstance(doc, list):
-        found = f"an object with keys {sorted(doc)}" if isinstance(doc, dict) else _type_name(doc)
+        found = f"an object with keys {sorted(doc)}" if isinstance(doc, dict) else type_name(doc)
         raise UserError(f"{shown} holds {found}, not a list of rows. Fix: make the file a JSON list of rows, "
                         'or an object with the list under "data" or "rows".')
-    return [_Raw(f"{shown}, row {i}", row) for i, row in enumerate(doc, start=1)]
+    return [Raw(f"{shown}, row {i}", row) for i, row in enumerate(doc, start=1)]
 
 
-def _read_dataset_dir(folder: Path, shown: str, split: str) -> list[_Raw]:
+def _read_dataset_dir(folder: Path, shown: str, split: str) -> list[Raw]:
     # save_to_disk writes dataset_dict.json (DatasetDict) or state.json (Dataset); anything else is a
     # folder of data files for load_dataset's file builders.
     if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
@@ -274,7 +211,7 @@ def _read_dataset_dir(folder: Path, shown: str, split: str) -> list[_Raw]:
     return _dataset_rows(_load_dataset_or_fail(str(folder), shown, split), f"{shown} (split {split})")
 
 
-def _read_hub(hub_id: str, split: str) -> list[_Raw]:
+def _read_hub(hub_id: str, split: str) -> list[Raw]:
     log.info("%s is not a local path: loading it as a hub dataset (split %s)", hub_id, split)
     return _dataset_rows(_load_dataset_or_fail(hub_id, hub_id, split), f"{hub_id} (split {split})")
 
@@ -296,35 +233,8 @@ def _load_dataset_or_fail(what: str, shown: str, split: str, **kwargs: Any):
                         "a local .jsonl/.json file or save_to_disk folder as data.path.") from None
 
 
-def _dataset_rows(ds, shown: str) -> list[_Raw]:
-    return [_Raw(f"{shown}, row {i}", row) for i, row in enumerate(ds, start=1)]
-
-
-def _select(raw: list[_Raw], where: Mapping[str, Any], shown: str) -> list[_Raw]:
-    """Rows whose fields equal `where`'s values (a list value: any of them). Malformed rows are kept,
-    so that the normal row checks still report them."""
-    wanted = {key: (list(v) if isinstance(v, (list, tuple)) else [v]) for key, v in where.items()}
-    fields = set()
-    for item in raw:
-        if isinstance(item.value, dict):
-            fields.update(item.value)
-    missing = [key for key in wanted if key not in fields]
-    if missing:
-        raise UserError(f"data.where filters on {', '.join(map(repr, missing))}, but no row of {shown} has "
-                        f"{'that field' if len(missing) == 1 else 'those fields'} (fields seen: "
-                        f"{', '.join(sorted(fields)) or 'none'}). Fix: use one of those fields in data.where, "
-                        "or data.where=null to keep every row.")
-    kept = [item for item in raw
-            if not isinstance(item.value, dict)
-            or all(item.value.get(key) in values for key, values in wanted.items())]
-    if not any(isinstance(item.value, dict) for item in kept):
-        raise UserError(f"data.where {_show_where(where)} keeps no row of {shown}. Fix: check the values "
-                        "against the file (e.g. true vs \"true\"), or widen the filter.")
-    return kept
-
-
-def _show_where(where: Mapping[str, Any]) -> str:
-    return "{" + ", ".join(f"{k}: {v}" for k, v in where.items()) + "}"
+def _dataset_rows(ds, shown: str) -> list[Raw]:
+    return [Raw(f"{shown}, row {i}", row) for i, row in enumerate(ds, start=1)]
 
 
 def _looks_like_hub_id(path: str) -> bool:
@@ -351,7 +261,7 @@ def _missing_file_message(shown: str, local: Path) -> str:
 # --- one row -> canonical ----------------------------------------------------------------------
 
 
-class _RowError(Exception):
+class RowError(Exception):
     """What is wrong with one row and how to fix it; turned into a UserError with the row's location."""
 
     def __init__(self, kind: str, problem: str, fix: str) -> None:
@@ -359,18 +269,18 @@ class _RowError(Exception):
         self.kind, self.problem, self.fix = kind, problem, fix
 
 
-def _canonical(item: _Raw, fmt: DataFormat, system_prompt: str | None) -> dict:
+def _canonical(item: Raw, fmt: DataFormat, system_prompt: str | None) -> dict:
     row = _row_dict(item)
     prompt, chosen, rejected = READERS[fmt](row)
     return _assemble(prompt, chosen, rejected, system_prompt)
 
 
-def _row_dict(item: _Raw) -> dict:
+def _row_dict(item: Raw) -> dict:
     if item.bad_json is not None:
-        raise _RowError("invalid JSON", item.bad_json,
+        raise RowError("invalid JSON", item.bad_json,
                         "make that line one complete JSON object (or delete it)")
     if not isinstance(item.value, dict):
-        raise _RowError("not an object", f"the row is {_type_name(item.value)}, not a JSON object",
+        raise RowError("not an object", f"the row is {type_name(item.value)}, not a JSON object",
                         "make each row a JSON object with the keys of its format")
     return item.value
 
@@ -436,16 +346,16 @@ def _assemble(prompt: list[Message] | None, chosen: list[Message], rejected: lis
 
     same_reply = len(chosen) == len(rejected) == 1 and _same(chosen[0], rejected[0])
     if same_reply or not (chosen or rejected):
-        raise _RowError("chosen == rejected", "'chosen' and 'rejected' are identical, so the pair expresses "
+        raise RowError("chosen == rejected", "'chosen' and 'rejected' are identical, so the pair expresses "
                         "no preference", "make 'rejected' the worse reply, or delete the row")
     if len(chosen) != 1 or len(rejected) != 1:
-        raise _RowError("not a pair", "'chosen' and 'rejected' must share every turn but one final assistant "
+        raise RowError("not a pair", "'chosen' and 'rejected' must share every turn but one final assistant "
                         f"reply each, but after {shared} shared turn(s) 'chosen' has {len(chosen)} turn(s) left "
                         f"and 'rejected' {len(rejected)}",
                         "make both hold the same conversation and differ only in the last assistant reply")
     for key, reply in (("chosen", chosen[0]), ("rejected", rejected[0])):
         if reply["role"] != "assistant":
-            raise _RowError("bad reply", f"the last turn of '{key}' is {reply['role']!r}, not the assistant's reply",
+            raise RowError("bad reply", f"the last turn of '{key}' is {reply['role']!r}, not the assistant's reply",
                             f"end '{key}' with an assistant message")
     _check_prompt(prompt)
     return {"prompt": _with_system(prompt, system_prompt), "chosen": chosen, "rejected": rejected}
@@ -453,24 +363,15 @@ def _assemble(prompt: list[Message] | None, chosen: list[Message], rejected: lis
 
 def _check_prompt(prompt: list[Message]) -> None:
     if not prompt:
-        raise _RowError("no prompt", "there is no prompt: the row has no prompt turns before the replies",
+        raise RowError("no prompt", "there is no prompt: the row has no prompt turns before the replies",
                         "add a user prompt (a 'prompt' key, or a shared user turn before the replies)")
     if prompt[-1]["role"] != "user":
-        raise _RowError("bad prompt", f"the prompt's last turn is {prompt[-1]['role']!r}; it must be the user "
+        raise RowError("bad prompt", f"the prompt's last turn is {prompt[-1]['role']!r}; it must be the user "
                         "turn the replies answer", "end the prompt with a user message")
     if any(m["role"] == "system" for m in prompt[1:]):
-        raise _RowError("bad prompt", "a system message appears after the first prompt turn; chat templates "
+        raise RowError("bad prompt", "a system message appears after the first prompt turn; chat templates "
                         "only accept it first", "move the system message to the start of the prompt")
 
-
-def _heldout_row(item: _Raw, system_prompt: str | None) -> dict:
-    row = _row_dict(item)
-    if isinstance(row.get("prompt"), str):
-        prompt = [_msg("user", _text(row, "prompt"))]
-    else:
-        prompt = _messages(row, "prompt")
-    _check_prompt(prompt)
-    return {**row, "prompt": _with_system(prompt, system_prompt)}
 
 
 # --- field helpers -----------------------------------------------------------------------------
@@ -483,17 +384,17 @@ def _msg(role: str, content: str) -> Message:
 def _text(row: dict, key: str) -> str:
     value = _field(row, key)
     if not isinstance(value, str):
-        raise _RowError("wrong type", f"'{key}' must be a string, got {_type_name(value)}",
+        raise RowError("wrong type", f"'{key}' must be a string, got {type_name(value)}",
                         f"give '{key}' as text, or set data.format to the layout the file uses ({LAYOUTS})")
     if not value.strip():
-        raise _RowError("empty text", f"'{key}' is empty or whitespace-only", f"fill in '{key}' or delete the row")
+        raise RowError("empty text", f"'{key}' is empty or whitespace-only", f"fill in '{key}' or delete the row")
     return value
 
 
 def _field(row: dict, key: str) -> Any:
     if key not in row or row[key] is None:
         found = ", ".join(sorted(map(str, row))) or "none"
-        raise _RowError("missing key", f"missing key '{key}' (the row has keys: {found})",
+        raise RowError("missing key", f"missing key '{key}' (the row has keys: {found})",
                         f"add '{key}' to the row, or set data.format to the layout the file uses ({LAYOUTS})")
     return row[key]
 
@@ -504,8 +405,8 @@ def _messages(row: dict, key: str, sharegpt: bool = False) -> list[Message]:
     if isinstance(value, dict):  # a lone message, e.g. sharegpt's {"from": "gpt", "value": ...}
         value = [value]
     if not isinstance(value, list) or not value:
-        got = "an empty list" if value == [] else _type_name(value)
-        raise _RowError("wrong type", f"'{key}' must be a non-empty list of messages, got {got}",
+        got = "an empty list" if value == [] else type_name(value)
+        raise RowError("wrong type", f"'{key}' must be a non-empty list of messages, got {got}",
                         f"give '{key}' as a list of messages, or set data.format to the layout the file uses")
     return [_message(m, key, i, sharegpt) for i, m in enumerate(value, start=1)]
 
@@ -514,22 +415,22 @@ def _message(m: Any, key: str, index: int, sharegpt: bool) -> Message:
     role_key, text_key = ("from", "value") if sharegpt else ("role", "content")
     where = f"message {index} of '{key}'"
     if not isinstance(m, dict) or role_key not in m or text_key not in m:
-        got = f"keys {sorted(m)}" if isinstance(m, dict) else _type_name(m)
-        raise _RowError("bad message", f"{where} must be an object with '{role_key}' and '{text_key}', got {got}",
+        got = f"keys {sorted(m)}" if isinstance(m, dict) else type_name(m)
+        raise RowError("bad message", f"{where} must be an object with '{role_key}' and '{text_key}', got {got}",
                         f"write each message as {{\"{role_key}\": ..., \"{text_key}\": ...}}, or set data.format "
                         "to the layout the file uses")
     role = m[role_key] if isinstance(m[role_key], str) else None
     role = SHAREGPT_ROLES.get(role) if sharegpt else (role if role in ROLES else None)
     if role is None:
         known = sorted(SHAREGPT_ROLES) if sharegpt else list(ROLES)
-        raise _RowError("unknown role", f"{where} has unknown {role_key} {m[role_key]!r}",
+        raise RowError("unknown role", f"{where} has unknown {role_key} {m[role_key]!r}",
                         f"use one of {', '.join(known)}")
     content = m[text_key]
     if not isinstance(content, str):
-        raise _RowError("wrong type", f"{where} has {text_key} of type {_type_name(content)}, not a string",
+        raise RowError("wrong type", f"{where} has {text_key} of type {type_name(content)}, not a string",
                         "give each message's text as a plain string")
     if not content.strip():
-        raise _RowError("empty text", f"{where} ({role}) is empty or whitespace-only",
+        raise RowError("empty text", f"{where} ({role}) is empty or whitespace-only",
                         "fill in the message or delete the row")
     return _msg(role, content)
 
@@ -543,17 +444,17 @@ def _transcript(row: dict, key: str) -> list[Message]:
     parts = HH_TURN.split(text)
     lead, speakers, texts = parts[0], parts[1::2], parts[2::2]
     if lead.strip() or not speakers:
-        raise _RowError("bad transcript", f"'{key}' is not an HH-RLHF transcript: it must start with "
+        raise RowError("bad transcript", f"'{key}' is not an HH-RLHF transcript: it must start with "
                         "'\\n\\nHuman:'", "write it as '\\n\\nHuman: ...\\n\\nAssistant: ...'")
     messages = []
     for number, (speaker, turn) in enumerate(zip(speakers, texts), start=1):
         if not turn.strip():
             which = "the final reply" if number == len(texts) else "a turn"
-            raise _RowError("empty text", f"{which} of '{key}' (turn {number}, {speaker}) is empty",
+            raise RowError("empty text", f"{which} of '{key}' (turn {number}, {speaker}) is empty",
                             f"fill in that turn of '{key}' or delete the row")
         messages.append(_msg("user" if speaker == "Human" else "assistant", turn.strip()))
     if messages[-1]["role"] != "assistant":
-        raise _RowError("bad transcript", f"'{key}' ends with a Human turn; it must end with the Assistant's "
+        raise RowError("bad transcript", f"'{key}' ends with a Human turn; it must end with the Assistant's "
                         "reply", f"end '{key}' with '\\n\\nAssistant: <reply>'")
     return messages
 
@@ -583,13 +484,13 @@ def _with_system(prompt: list[Message], system_prompt: str | None) -> list[Messa
 # --- format detection --------------------------------------------------------------------------
 
 
-def _detect_format(raw: list[_Raw], shown: str, skip: bool) -> DataFormat:
+def _detect_format(raw: list[Raw], shown: str, skip: bool) -> DataFormat:
     """The format of the first valid row: the first one, or with on_error=skip the first that matches a layout."""
-    first: _Raw | None = None  # the first JSON-object row, named in the error when nothing matches
+    first: Raw | None = None  # the first JSON-object row, named in the error when nothing matches
     for item in raw:
         try:
             row = _row_dict(item)
-        except _RowError as err:
+        except RowError as err:
             if skip:
                 continue  # counted as skipped when the rows are read with the detected format
             raise UserError(f"Malformed row at {item.where}: {err.problem}. Fix: {err.fix}, {SKIP_HINT}.") from None
@@ -634,13 +535,13 @@ def _is_message_list(value: Any) -> bool:
 def _describe_keys(row: dict) -> str:
     if not row:
         return "no keys"
-    return "keys " + ", ".join(f"{k} ({_type_name(v)})" for k, v in row.items())
+    return "keys " + ", ".join(f"{k} ({type_name(v)})" for k, v in row.items())
 
 
 # --- small helpers -----------------------------------------------------------------------------
 
 
-def _as_enum(cls: type, value: Any, key: str):
+def as_enum(cls: type, value: Any, key: str):
     """OmegaConf may hand over the enum or its plain string value; accept both."""
     if isinstance(value, cls):
         return value
@@ -651,29 +552,15 @@ def _as_enum(cls: type, value: Any, key: str):
         raise UserError(f"Invalid config value {key}={value!r}. Fix: use one of {choices}.") from None
 
 
-def _skip_mode(on_error: Any) -> bool:
+def skip_mode(on_error: Any) -> bool:
     """True for on_error=skip. "raise" is accepted as another name for stopping at the first malformed row."""
     value = getattr(on_error, "value", on_error)
     if value == "raise":
         return False
-    return _as_enum(OnError, value, "data.on_error") == OnError.skip
+    return as_enum(OnError, value, "data.on_error") == OnError.skip
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     names = {type(None): "null", str: "a string", list: "a list", dict: "an object", bool: "a boolean",
              int: "a number", float: "a number"}
     return names.get(type(value), type(value).__name__)
-
-
-def _describe(path: str, n_read: int, n_kept: int, fmt: DataFormat) -> str:
-    """'pairs.jsonl (320 rows, format conversational)', or '(100 of 320 rows (data.max_rows), ...)'."""
-    rows = f"{n_read} row" + ("" if n_read == 1 else "s")
-    if n_kept != n_read:
-        rows = f"{n_kept} of {rows} (data.max_rows)"
-    return f"{Path(path).name or path} ({rows}, format {fmt.value})"
-
-
-def _eval_size(n: int, fraction: float) -> int:
-    if fraction <= 0 or n < 2:
-        return 0
-    return min(max(1, round(n * fraction)), n - 1)  # at least one eval row, at least one train row

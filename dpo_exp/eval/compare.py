@@ -47,7 +47,6 @@ import contextlib
 import dataclasses
 import re
 import shlex
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -61,7 +60,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from dpo_exp import config
-from dpo_exp.__main__ import _raise_interrupt, log  # the training run's console line and SIGTERM rule
+from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
 from dpo_exp.config import Config, UserError
 
 BASE = "base"
@@ -119,8 +118,6 @@ def register() -> None:
 def cli_args(argv: list[str]) -> list[str]:
     """`eval_models.X=S` and `models.X=S` become `++eval_models.X=S` (a new key in a typed mapping
     needs Hydra's `+`, which users should not have to know); `beta=0.3` means `beta.value=0.3`."""
-    from dpo_exp.__main__ import numeric_beta
-
     out = []
     for arg in numeric_beta(argv):
         m = re.fullmatch(r"\+{0,2}(?:eval_)?models\.([^=]+)=(.*)", arg, re.S)
@@ -404,8 +401,8 @@ SECTIONS = ("greedy/", "sampled/", "reward/", "kl/", "judge/")
 
 
 def text_metrics(conf: EvalAppConfig, heldout: list[dict], outputs: list[tuple[str, int]], prefix: str) -> dict:
-    from dpo_exp.behaviour import sycophancy_metrics
-    from dpo_exp.genmetrics import diversity_report
+    from dpo_exp.eval.behaviour import sycophancy_metrics
+    from dpo_exp.eval.genmetrics import diversity_report
 
     texts = [t for t, _ in outputs]
     metrics: dict[str, float] = {}
@@ -418,7 +415,7 @@ def text_metrics(conf: EvalAppConfig, heldout: list[dict], outputs: list[tuple[s
 
 
 def reward_metrics(conf: EvalAppConfig, logps: list[float], base_logps: list[float]) -> dict[str, float]:
-    from dpo_exp.genmetrics import reward_accuracy
+    from dpo_exp.eval.genmetrics import reward_accuracy
 
     n = len(logps) // 2
     rewards = [conf.beta.value * (lp - lb) for lp, lb in zip(logps, base_logps)]
@@ -606,9 +603,10 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
     return results, rows, getattr(judge, "name", None)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+# An absolute path: Hydra resolves a relative one against the module (dpo_exp.eval), not this file.
+@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parents[2] / "conf"), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed evaluation's MLflow run is marked KILLED
+    interrupt_on_sigterm()  # a killed evaluation's MLflow run is marked KILLED
     try:
         run(cfg)
     except UserError as e:
@@ -617,7 +615,3 @@ def main(cfg: DictConfig) -> None:
 
 
 register()
-
-if __name__ == "__main__":
-    sys.argv = cli_args(sys.argv)
-    main()

@@ -1,0 +1,138 @@
+"""From a data config to train/eval rows: read, filter (`data.where`), cap (`data.max_rows`), split.
+
+The canonical row layout and the input formats are described in `dpo_exp.data.formats`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from dpo_exp.config import DataConfig, DataFormat, OnError, UserError
+from dpo_exp.data.formats import Raw, RowError, canonicalise, prompt_row, read_source
+
+
+@dataclass
+class Splits:
+    train: list[dict]  # canonical rows
+    eval: list[dict]  # canonical rows (may be empty when eval_fraction == 0 and no eval_path)
+    skipped: int  # malformed rows skipped (on_error=skip), train + eval files together
+    source: str  # human-readable description, e.g. "pairs.jsonl (320 rows, format conversational)"
+
+
+def load_pairs(
+    path: str,
+    fmt: DataFormat | str = "auto",
+    on_error: OnError | str = "error",
+    split: str = "train",
+    system_prompt: str | None = None,
+    where: Mapping[str, Any] | None = None,
+) -> tuple[list[dict], int, DataFormat]:
+    """Read and canonicalise one source. Returns (rows, skipped, detected_format).
+    `where` keeps only the rows whose own fields match (see `select`)."""
+    raw = read_source(str(path), split)
+    if not raw:
+        raise UserError(f"{path} holds no rows (the file or split is empty). Fix: point data.path at a file "
+                        "with preference pairs.")
+    if where:
+        raw = select(raw, where, str(path))
+    return canonicalise(raw, fmt, on_error, system_prompt, str(path))
+
+
+def load_splits(cfg: DataConfig, seed: int) -> Splits:
+    """Train/eval split: from cfg.eval_path if set, else a seeded shuffle of cfg.path split by
+    cfg.eval_fraction (at least 1 eval row when eval_fraction > 0 and there are >= 2 rows).
+    cfg.max_rows caps the rows read from cfg.path (after the seeded shuffle, before the split).
+    Deterministic for a given seed."""
+
+    where = dict(cfg.where or {})
+
+    def read(path: str) -> tuple[list[dict], int, DataFormat]:
+        return load_pairs(path, cfg.format, cfg.on_error, cfg.split, cfg.system_prompt, where)
+
+    rows, skipped, fmt = read(cfg.path)
+    n_read = len(rows)
+    random.Random(seed).shuffle(rows)
+    if cfg.max_rows is not None:
+        if cfg.max_rows < 1:
+            raise UserError(f"Invalid config value data.max_rows={cfg.max_rows}: must be >= 1 or null. "
+                            "Fix: use e.g. data.max_rows=200, or data.max_rows=null to read every row.")
+        rows = rows[: cfg.max_rows]
+    source = _describe(cfg.path, n_read, len(rows), fmt)
+    if where:
+        source += f", data.where {show_where(where)}"
+
+    if cfg.eval_path:
+        eval_rows, eval_skipped, eval_fmt = read(cfg.eval_path)
+        source += "; eval " + _describe(cfg.eval_path, len(eval_rows), len(eval_rows), eval_fmt)
+        return Splits(train=rows, eval=eval_rows, skipped=skipped + eval_skipped, source=source)
+
+    n_eval = eval_size(len(rows), cfg.eval_fraction)
+    return Splits(train=rows[n_eval:], eval=rows[:n_eval], skipped=skipped, source=source)
+
+
+def load_heldout(path: str, system_prompt: str | None = None) -> list[dict]:
+    """Held-out generation prompts from JSONL: each row has `prompt` (a string -> one user message, or a
+    list of messages); all other keys are kept as they are (e.g. claim_is_true, topic). Returns rows
+    with `prompt` canonicalised to a list of messages. Same error style (file:line)."""
+    raw = read_source(str(path), "train")
+    if not raw:
+        raise UserError(f"Held-out file {path} holds no rows. Fix: add one JSON object with a 'prompt' per line, "
+                        "or set data.heldout_path=null.")
+    rows = []
+    for item in raw:
+        try:
+            rows.append(prompt_row(item, system_prompt))
+        except RowError as err:
+            raise UserError(f"Malformed held-out row at {item.where}: {err.problem}. Fix: {err.fix}.") from None
+    return rows
+
+
+def to_dataset(rows: list[dict]):
+    """datasets.Dataset from canonical rows (lazy import)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def select(raw: list[Raw], where: Mapping[str, Any], shown: str) -> list[Raw]:
+    """Rows whose fields equal `where`'s values (a list value: any of them). Malformed rows are kept,
+    so that the normal row checks still report them."""
+    wanted = {key: (list(v) if isinstance(v, (list, tuple)) else [v]) for key, v in where.items()}
+    fields = set()
+    for item in raw:
+        if isinstance(item.value, dict):
+            fields.update(item.value)
+    missing = [key for key in wanted if key not in fields]
+    if missing:
+        raise UserError(f"data.where filters on {', '.join(map(repr, missing))}, but no row of {shown} has "
+                        f"{'that field' if len(missing) == 1 else 'those fields'} (fields seen: "
+                        f"{', '.join(sorted(fields)) or 'none'}). Fix: use one of those fields in data.where, "
+                        "or data.where=null to keep every row.")
+    kept = [item for item in raw
+            if not isinstance(item.value, dict)
+            or all(item.value.get(key) in values for key, values in wanted.items())]
+    if not any(isinstance(item.value, dict) for item in kept):
+        raise UserError(f"data.where {show_where(where)} keeps no row of {shown}. Fix: check the values "
+                        "against the file (e.g. true vs \"true\"), or widen the filter.")
+    return kept
+
+
+def show_where(where: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in where.items()) + "}"
+
+
+def eval_size(n: int, fraction: float) -> int:
+    if fraction <= 0 or n < 2:
+        return 0
+    return min(max(1, round(n * fraction)), n - 1)  # at least one eval row, at least one train row
+
+
+def _describe(path: str, n_read: int, n_kept: int, fmt: DataFormat) -> str:
+    """'pairs.jsonl (320 rows, format conversational)', or '(100 of 320 rows (data.max_rows), ...)'."""
+    rows = f"{n_read} row" + ("" if n_read == 1 else "s")
+    if n_kept != n_read:
+        rows = f"{n_kept} of {rows} (data.max_rows)"
+    return f"{Path(path).name or path} ({rows}, format {fmt.value})"

@@ -1,0 +1,6 @@
+"""Evaluation: the `python -m dpo_exp.eval` command and the metrics it (and training) reports.
+
+- `compare`: the command: base vs trained adapters on held-out prompts and eval pairs.
+- `behaviour`: behaviour metrics on generated replies (stance of a reply to a claim, ...).
+- `genmetrics`: diversity, length and implicit-reward accuracy.
+"""
