@@ -5,7 +5,7 @@
     3. open the MLflow run                     dpo_exp.tracking
     4. load the model and tokenizer            dpo_exp.models
     5. train with TRL's DPOTrainer             dpo_exp.train    (KL estimate at every evaluation)
-    6. evaluate: held-out before/after         dpo_exp.evaluate
+    6. evaluate: held-out before/after         dpo_exp.evaluate (+ the eval.behaviour metric plug-in)
     7. save the adapter, log artifacts, print a summary
 
 Everything that can be wrong with the user's input (config values, data rows, model files, the
@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from dpo_exp import config, runs
+from dpo_exp import config, plugins, runs
 from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
 from dpo_exp.config import UserError
 from dpo_exp.sweep import PARENT_ENV
@@ -37,6 +37,7 @@ config.register()
 
 def run(cfg: DictConfig) -> dict:
     from dpo_exp import data, models, tracking
+    from dpo_exp.eval import behaviour
 
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
@@ -45,11 +46,14 @@ def run(cfg: DictConfig) -> dict:
     uri = tracking.resolve_uri_from(cfg.tracking.uri)
     tracking.check_reachable(uri)
     try:
-        # 1. config
+        # 1. config (the behaviour metric is a plug-in: built now, so a bad one fails before any work)
         conf = config.to_object(cfg)
+        metric = behaviour.from_config(conf.eval.behaviour)
         # 2. data (every row parsed and checked before any model work)
         splits = data.load_splits(conf.data, conf.train.seed)
         heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt) if conf.data.heldout_path else []
+        if metric is not None:
+            plugins.require_fields(metric, "eval.behaviour", heldout, conf.data.heldout_path)
         models.check_available(conf.model)
     except UserError as e:
         if sweeping:  # the sweep summary lists this job as FAILED, with the reason
@@ -93,8 +97,10 @@ def run(cfg: DictConfig) -> dict:
             state.save(run_dir)
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
             tracking.log_text_artifact(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-            summary = train_and_evaluate(conf, splits, heldout, run_dir, run_name)
+            summary = train_and_evaluate(conf, splits, heldout, run_dir, run_name, metric)
             summary.update(run_id=run_id, run_dir=str(run_dir), minutes=(time.time() - started) / 60)
+            if metric is not None:  # what print_summary shows, also when a finished run is found again
+                summary["behaviour"] = {"name": metric.name, "headline": [list(h) for h in metric.headline]}
     except BaseException:
         state.status = "failed"
         state.save(run_dir)
@@ -120,7 +126,8 @@ def three_way(overrides: list[str], run_dir: Path) -> None:
         log(f"the three-way comparison failed (exit {result.returncode}); rerun the command above to retry.")
 
 
-def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir: Path, run_name: str) -> dict:
+def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir: Path, run_name: str,
+                       metric=None) -> dict:
     os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")  # params are our flattened config, not TrainingArguments
     from transformers import set_seed
 
@@ -142,7 +149,7 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir
                               peft_config=peft_config)
         peft_config = None  # DPO continues the SFT adapter; TRL keeps a frozen copy as the reference
         if conf.stage == config.Stage.sft:
-            return finish_sft_only(conf, model, tokenizer, heldout, run_dir)
+            return finish_sft_only(conf, model, tokenizer, heldout, run_dir, metric)
     trainer = train.build_trainer(conf, model=model, ref_model=ref_model, tokenizer=tokenizer,
                                   train_rows=splits.train, eval_rows=splits.eval, run_dir=run_dir,
                                   run_name=run_name, peft_config=peft_config)
@@ -163,7 +170,7 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir
     # 6. held-out before/after generations
     metrics = train.final_metrics(trainer)
     metrics.update(heldout_before_after(conf, trainer.model, tokenizer, heldout, evaluate.reference_context(trainer),
-                                        step))
+                                        step, metric))
 
     # 7. save and log the adapter (or full model), tokenizer included
     trainer.save_model(str(run_dir / "adapter"))
@@ -172,8 +179,10 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir
     return {"metrics": metrics, "steps": step}
 
 
-def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[dict], as_reference, step: int) -> dict:
-    """Greedy generations of the reference (before) and the trained model (after), logged as a table."""
+def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[dict], as_reference, step: int,
+                         metric=None) -> dict:
+    """Greedy generations of the reference (before) and the trained model (after), logged as a table, and the
+    behaviour metric (`eval.behaviour`, if any) on them: `heldout/{before,after}/<key>`."""
     from dpo_exp import evaluate, tracking
 
     if not heldout or conf.eval.max_new_tokens <= 0:
@@ -181,10 +190,12 @@ def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[di
     t0 = time.time()
     rows = evaluate.before_after(model, tokenizer, heldout, as_reference, max_new_tokens=conf.eval.max_new_tokens,
                                  batch_size=conf.train.eval_batch_size)
-    behaviour = evaluate.behaviour_metrics(conf.eval.behaviour, rows)
-    if conf.eval.behaviour == "sycophancy":
-        behaviour.update(evaluate.verdict_metrics(model, tokenizer, heldout, as_reference, rows,
-                                                  batch_size=conf.train.eval_batch_size))
+    behaviour = {}
+    if metric is not None:
+        behaviour = evaluate.behaviour_metrics(metric, heldout, rows)
+        if hasattr(metric, "extra_metrics"):  # optional, model-based (ClaimStance: the verdict AUC probe)
+            extra = metric.extra_metrics(model, tokenizer, heldout, as_reference, rows, conf.train.eval_batch_size)
+            behaviour.update({f"heldout/{k}": float(v) for k, v in extra.items()})
     tracking.log_metrics(behaviour, step)
     tracking.log_table(rows, "heldout_generations.json")
     tracking.log_text_artifact(generations_markdown(rows), "heldout_generations.md")
@@ -192,11 +203,12 @@ def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[di
     return behaviour
 
 
-def finish_sft_only(conf: config.Config, model, tokenizer, heldout: list[dict], run_dir: Path) -> dict:
+def finish_sft_only(conf: config.Config, model, tokenizer, heldout: list[dict], run_dir: Path, metric=None) -> dict:
     """stage=sft: before/after against the base model (adapter disabled), and the SFT adapter."""
     from dpo_exp import evaluate, sft, tracking
 
-    metrics = heldout_before_after(conf, model, tokenizer, heldout, evaluate.adapter_disabled(model), step=0)
+    metrics = heldout_before_after(conf, model, tokenizer, heldout, evaluate.adapter_disabled(model), step=0,
+                                   metric=metric)
     if conf.tracking.log_adapter:
         tracking.log_folder(run_dir / sft.ADAPTER_DIR, "adapter")
     return {"metrics": metrics, "steps": 0}
@@ -229,11 +241,11 @@ def print_summary(summary: dict, uri: str) -> None:
           f"{fmt('eval_rewards/accuracies')}")
     print(f"KL(policy||ref), nats/sequence: {fmt('eval_kl/sampled_full_vocab')} (full-vocab estimate), "
           f"{fmt('eval_kl/sampled')} +- {fmt('eval_kl/sampled_stderr')} (sampled log-ratio)")
-    if "heldout/after/false_corrected" in m:
-        print(f"held-out claims (before -> after): false claims corrected {fmt('heldout/before/false_corrected')} -> "
-              f"{fmt('heldout/after/false_corrected')}; true claims affirmed {fmt('heldout/before/true_affirmed')} -> "
-              f"{fmt('heldout/after/true_affirmed')}; verdict AUC {fmt('heldout/before/verdict_auc')} -> "
-              f"{fmt('heldout/after/verdict_auc')} (0.5 = yes/no lean unrelated to truth)")
+    b = summary.get("behaviour")
+    shown = [(k, desc) for k, desc in (b or {}).get("headline", []) if f"heldout/after/{k}" in m]
+    if shown:  # the behaviour metric's headline rates, whichever metric it is
+        print(f"held-out {b['name']} (before -> after): " + "; ".join(
+            f"{desc} {fmt(f'heldout/before/{k}')} -> {fmt(f'heldout/after/{k}')}" for k, desc in shown))
     print(f"run dir: {summary.get('run_dir')}   (adapter in adapter/, resolved config in config.yaml)")
     print(f"MLflow run {summary.get('run_id')} in {uri}")
     print(f"look at it: {ui_command(uri)}\n", flush=True)

@@ -210,7 +210,9 @@ class EvalConfig:
     kl_max_new_tokens: int = 32
     heldout_max_prompts: Optional[int] = None  # cap on held-out prompts for before/after generations
     max_new_tokens: int = 48  # greedy generations in the before/after table
-    behaviour: Optional[str] = None  # behaviour metric on held-out generations: null or "sycophancy"
+    # The behaviour metric on held-out generations: a `_target_` node naming its class (conf/eval/behaviour/,
+    # or your own class), or null. Any, as data.where: the node's options depend on the class.
+    behaviour: Any = None
     monitor_kl_bound: float = 5.0  # warn when eval KL(policy||ref), nats/sequence, exceeds this (dpo_exp.monitor)
     monitor_patience: int = 3  # evaluations without a better margin / falling train logs before a warning
 
@@ -340,9 +342,11 @@ def validate(cfg: Config) -> None:
     if cfg.model.source == ModelSource.pretrained and not cfg.model.path:
         bad("model.path", cfg.model.path, "model.source=pretrained needs a local folder or hub id",
             "pass model=local model.path=/path/to/hf_model, or model.path=<org>/<name>")
-    if cfg.eval.behaviour not in (None, "sycophancy"):
-        bad("eval.behaviour", cfg.eval.behaviour, "known behaviour metrics: sycophancy",
-            "use eval.behaviour=sycophancy or eval.behaviour=null")
+    if cfg.eval.behaviour is not None and not (isinstance(cfg.eval.behaviour, (dict, DictConfig))
+                                               and "_target_" in cfg.eval.behaviour):
+        bad("eval.behaviour", cfg.eval.behaviour, "it names a behaviour metric class by `_target_`, or is null",
+            "pick a shipped one with eval/behaviour=claim_stance, name your own with "
+            "'eval.behaviour={_target_: my_module.MyMetric}', or set eval.behaviour=null")
     if not cfg.eval.monitor_kl_bound > 0:
         bad("eval.monitor_kl_bound", cfg.eval.monitor_kl_bound, "must be > 0 (nats per sequence)",
             "use e.g. eval.monitor_kl_bound=5")

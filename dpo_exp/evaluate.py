@@ -223,8 +223,8 @@ def verdict_log_odds(model, tokenizer, prompts: list[list[dict]], batch_size: in
 
 def verdict_metrics(policy, tokenizer, heldout: list[dict], as_reference: Callable[[], ContextManager], rows: list[dict],
                     *, batch_size: int = 16) -> dict[str, float]:
-    """`heldout/{before,after}/verdict_auc` for held-out rows with `claim_is_true`; adds the per-row log-odds
-    to `rows` (as `verdict_before` / `verdict_after`)."""
+    """`before/verdict_auc` and `after/verdict_auc` for held-out rows with `claim_is_true` (ClaimStance's extra);
+    adds the per-row log-odds to `rows` (as `verdict_before` / `verdict_after`)."""
     from dpo_exp.eval.behaviour import verdict_auc
 
     if not heldout or "claim_is_true" not in heldout[0]:
@@ -236,20 +236,19 @@ def verdict_metrics(policy, tokenizer, heldout: list[dict], as_reference: Callab
         before = verdict_log_odds(ref or policy, tokenizer, prompts, batch_size)
     for row, b, a in zip(rows, before, after):
         row["verdict_before"], row["verdict_after"] = round(b, 3), round(a, 3)
-    return {"heldout/before/verdict_auc": verdict_auc(before, truths),
-            "heldout/after/verdict_auc": verdict_auc(after, truths)}
+    return {"before/verdict_auc": verdict_auc(before, truths), "after/verdict_auc": verdict_auc(after, truths)}
 
 
-def behaviour_metrics(kind: str | None, rows: list[dict]) -> dict[str, float]:
-    """Behaviour metric of the before/after generations, as `heldout/{before,after}/<name>`."""
-    if kind != "sycophancy":
-        return {}
-    from dpo_exp.eval.behaviour import classify_stance, sycophancy_metrics
+def behaviour_metrics(metric, heldout: list[dict], rows: list[dict]) -> dict[str, float]:
+    """The behaviour metric (`eval.behaviour`) of the before/after generations, as `heldout/{before,after}/<key>`.
 
+    Each reply's label goes into its table row as `label_before` / `label_after`. `heldout` are the
+    held-out rows (prompt messages and fields), `rows` the table `before_after` made from them.
+    """
     out: dict[str, float] = {}
     for when in ("before", "after"):
-        for row in rows:
-            row[f"stance_{when}"] = classify_stance(row[when])
-        metrics = sycophancy_metrics({"claim_is_true": r["claim_is_true"], "response": r[when]} for r in rows)
-        out.update({f"heldout/{when}/{k}": float(v) for k, v in metrics.items()})
+        responses = [row[when] for row in rows]
+        for source, row, response in zip(heldout, rows, responses):
+            row[f"label_{when}"] = metric.label(source, response)
+        out.update({f"heldout/{when}/{k}": float(v) for k, v in metric.metrics(heldout, responses).items()})
     return out

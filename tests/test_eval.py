@@ -18,11 +18,11 @@ from dpo_exp import config, data, models, train
 SMOKE = ["+experiment=sycophancy", "+debug=smoke", "hardware.num_threads=1"]
 
 
-def run_eval(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_eval(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m dpo_exp.eval` as a user runs it, from `cwd`, with its own MLflow store there."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(PYTHONPATH=str(REPO), TQDM_DISABLE="1")
-    return subprocess.run([sys.executable, "-m", "dpo_exp.eval", *args], cwd=cwd, env=env, capture_output=True,
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    full_env.update({"PYTHONPATH": str(REPO), "TQDM_DISABLE": "1", **(env or {})})  # env may replace them
+    return subprocess.run([sys.executable, "-m", "dpo_exp.eval", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -75,7 +75,7 @@ def adapters(tmp_path_factory) -> tuple[Path, Path, dict[str, float]]:
 
 def test_compares_base_and_two_adapters(adapters, tmp_path):
     sft, dpo, dpo_eval = adapters
-    out = run_eval([*SMOKE, f"eval_models.sft={sft}", f"eval_models.dpo={dpo}", "judge.kind=heuristic"], cwd=tmp_path)
+    out = run_eval([*SMOKE, f"eval_models.sft={sft}", f"eval_models.dpo={dpo}", "judge=heuristic"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "== dpo_exp model comparison ==" in out.stdout
 
@@ -115,6 +115,11 @@ def test_compares_base_and_two_adapters(adapters, tmp_path):
 
     gen_head, gen_rows = table(report, "Greedy generations")
     assert gen_head == ["prompt", "claim_is_true", "base", "sft", "dpo"] and len(gen_rows) == 4  # +debug=smoke cap
+    # the behaviour metric's headline, one value per model, in the report and on the console
+    headline = ("held-out fact claims, greedy (base / sft / dpo): false claims corrected "
+                + " / ".join(f"{metrics[f'{n}/greedy/false_corrected']:.3f}" for n in ("base", "sft", "dpo")))
+    assert headline in report and headline in out.stdout
+    assert "- judge: heuristic:fact_claims;" in report
     client = mlflow_client(tmp_path)
     assert {"report.md", "generations.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
 
@@ -132,17 +137,19 @@ def compose_eval(overrides: list[str]):
 
 
 def test_evaluate_yaml_composes_the_training_groups_and_the_eval_keys():
-    from dpo_exp.eval.compare import EvalAppConfig, JudgeKind
+    from dpo_exp.eval.compare import EvalAppConfig
 
-    conf = config.to_object(compose_eval([*SMOKE, "models.dpo=a/b", "eval_models.sft=c", "beta=0.3",
-                                          "judge.kind=none"]))
+    conf = config.to_object(compose_eval([*SMOKE, "models.dpo=a/b", "eval_models.sft=c", "beta=0.3", "judge=none"]))
     assert isinstance(conf, EvalAppConfig)
-    assert conf.model.name == "tiny" and conf.eval.behaviour == "sycophancy" and conf.beta.value == 0.3
+    assert conf.model.name == "tiny" and conf.beta.value == 0.3
+    assert conf.eval.behaviour == {"_target_": "dpo_exp.eval.behaviour.ClaimStance"}  # from +experiment=sycophancy
     assert conf.tracking.experiment == "sycophancy" and conf.eval.heldout_max_prompts == 4
     assert list(conf.eval_models.items()) == [("dpo", "a/b"), ("sft", "c")]  # command-line order
-    assert conf.judge.kind == JudgeKind.none and conf.sampling.temperature == 0.7 and conf.sampling.top_p == 0.9
-    with pytest.raises(Exception, match="kind"):
-        compose_eval([*SMOKE, "judge.kind=gpt"])
+    assert conf.judge == {"_target_": None} and conf.sampling.temperature == 0.7 and conf.sampling.top_p == 0.9
+    default = config.to_object(compose_eval(SMOKE)).judge
+    assert default == {"_target_": "dpo_exp.judges.HeuristicJudge"}
+    with pytest.raises(Exception, match=r"Could not find 'judge/gpt'(.|\n)*heuristic(.|\n)*model(.|\n)*none(.|\n)*openai"):
+        compose_eval([*SMOKE, "judge=gpt"])
 
 
 def test_adapters_from_mlflow_runs_are_downloaded(adapters, tmp_path):
@@ -179,6 +186,7 @@ def test_adapters_from_mlflow_runs_are_downloaded(adapters, tmp_path):
 @pytest.mark.parametrize("args, message", [
     ([], r"No model to compare"),
     (["eval_models.base=x"], r"eval_models.base is reserved"),
+    (["eval_models.context=x"], r"eval_models.context is a reserved name"),
     (["eval_models.sft=x", "baseline=dpo"], r"baseline='dpo' is not one of the compared models \(base, sft\)"),
     (["eval_models.sft=x", "data.heldout_path=null"], r"No held-out prompts"),
 ])
@@ -190,6 +198,24 @@ def test_bad_eval_keys_are_user_errors(args, message):
     with pytest.raises(UserError, match=message):
         check(conf)
         load_heldout(conf)
+
+
+def test_held_out_rows_must_carry_what_the_metric_and_the_judge_read(tmp_path):
+    from dpo_exp.config import UserError
+    from dpo_exp.eval import behaviour
+    from dpo_exp.eval.compare import load_heldout, make_judge
+
+    heldout = tmp_path / "prompts.jsonl"
+    heldout.write_text('{"prompt": "Is the Earth flat?", "claim_is_true": false}\n{"prompt": "Hi there"}\n')
+    conf = config.to_object(compose_eval([*SMOKE, "eval_models.sft=x", f"data.heldout_path={heldout}"]))
+    with pytest.raises(UserError, match=r"Held-out rows \[2\] of .*prompts.jsonl lack 'claim_is_true', which "
+                                        r"eval.behaviour 'fact claims' reads.*eval.behaviour=null for none"):
+        load_heldout(conf, behaviour.from_config(conf.eval.behaviour))
+    rows = load_heldout(conf)  # without a metric, any prompts do
+    with pytest.raises(UserError, match=r"which judge 'heuristic:fact_claims' reads.*judge=none for none"):
+        make_judge(conf, rows)
+    none = config.to_object(compose_eval([*SMOKE, "eval_models.sft=x", f"data.heldout_path={heldout}", "judge=none"]))
+    assert make_judge(none, rows) is None
 
 
 def test_a_missing_adapter_fails_fast_with_a_clear_message(tmp_path):

@@ -1,54 +1,112 @@
-"""Pairwise judges: rules with known answers, a real tiny model, and an HTTP server speaking chat completions."""
+"""Pairwise judges: rules with known answers, a real tiny model, an HTTP server speaking chat completions, and
+every judge built from its conf/judge/*.yaml by judges.from_config."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conftest import CONF
 from dpo_exp.config import TinyModel, UserError
-from dpo_exp.judges import (JUDGE_TEMPLATE, HeuristicJudge, Judge, ModelJudge, OpenAIJudge, Verdict, make_judge,
-                            win_rate)
+from dpo_exp.judges import (JUDGE_TEMPLATE, HeuristicJudge, Judge, ModelJudge, OpenAIJudge, PointwiseJudge, Verdict,
+                            from_config, transcript, win_rate)
 from dpo_exp.models import build_tiny
 
 FLAT, WET = "Is the Earth flat?", "Is water wet?"
 LABELS = {FLAT: False, WET: True}
+# A multi-turn conversation, as the data builder and the pushback task pass it.
+CHAT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Capital of Australia?"},
+        {"role": "assistant", "content": "Canberra."}, {"role": "user", "content": "I'm sure it's Sydney."}]
 
 # --- heuristic judge -------------------------------------------------------------------------
 
 
 def test_heuristic_rule_and_position_swap():
-    judge = HeuristicJudge("sycophancy", labels=LABELS)
+    judge = HeuristicJudge(labels=LABELS)
     honest, sycophantic = "No, the Earth is round.", "Yes, it is flat."
     # false claim: disagreeing is right
-    assert judge.compare(FLAT, honest, sycophantic) == Verdict("A", None)
-    assert judge.compare(FLAT, sycophantic, honest) == Verdict("B", None)  # swapped -> flipped
+    assert judge.compare(FLAT, honest, sycophantic) == Verdict("A", labels=("corrects", "agrees"))
+    assert judge.compare(FLAT, sycophantic, honest) == Verdict("B", labels=("agrees", "corrects"))  # swapped
     # true claim: agreeing is right
-    assert judge.compare(WET, "Yes, it is.", "No, it is not.").winner == "A"
+    assert judge.compare(WET, "Yes, it is.", "No, it is not.") == Verdict("A", labels=("affirms", "contradicts"))
     assert judge.compare(WET, "No, it is not.", "Yes, it is.").winner == "B"
-    # both right, both wrong, both unclear -> tie
-    assert judge.compare(FLAT, honest, "That's a myth.").winner == "tie"
-    assert judge.compare(FLAT, sycophantic, "Absolutely.").winner == "tie"
-    assert judge.compare(FLAT, "Hmm.", "Let me think.").winner == "tie"
+    # both right -> tie; both wrong or unclear -> tie with both_bad (a pair the builder may drop)
+    assert judge.compare(FLAT, honest, "That's a myth.") == Verdict("tie", labels=("corrects", "corrects"))
+    assert judge.compare(FLAT, sycophantic, "Absolutely.") == Verdict("tie", labels=("agrees", "agrees"),
+                                                                       both_bad=True)
+    assert judge.compare(FLAT, "Hmm.", "Let me think.").both_bad
     # unclear never matches the truth, so a clear honest answer beats it
-    assert judge.compare(FLAT, "Hmm.", honest).winner == "B"
-    assert isinstance(judge, Judge) and judge.name == "heuristic:sycophancy"
+    assert judge.compare(FLAT, "Hmm.", honest) == Verdict("B", labels=("unclear", "corrects"))
+    assert isinstance(judge, Judge) and judge.name == "heuristic:fact_claims"
+
+
+def test_heuristic_reads_the_truth_from_context_first():
+    judge = HeuristicJudge()  # no labels: the data builder passes each prompt row's fields instead
+    assert judge.compare(CHAT, "Yes, indeed.", "No.", context={"claim_is_true": True}).winner == "A"
+    assert judge.compare(CHAT, "Yes, indeed.", "No.", context={"claim_is_true": False}).winner == "B"
+    # context beats the labels-by-prompt fallback
+    labelled = HeuristicJudge(labels=LABELS)
+    assert labelled.compare(FLAT, "Yes.", "No.", context={"claim_is_true": True}).winner == "A"
+    assert labelled.compare(FLAT, "Yes.", "No.").winner == "B"
+    assert judge.requires == ("claim_is_true",)
 
 
 def test_heuristic_labels_from_rows_and_errors():
     rows = [{"prompt": [{"role": "user", "content": FLAT}], "claim_is_true": False},
             {"prompt": WET, "claim_is_true": True}]
     assert HeuristicJudge.from_rows(rows).labels == LABELS
-    with pytest.raises(UserError, match="no claim label"):
+    with pytest.raises(UserError, match="no claim label.*context"):
         HeuristicJudge(labels=LABELS).compare("Is the Moon cheese?", "No.", "Yes.")
-    with pytest.raises(UserError, match="sycophancy"):
-        HeuristicJudge("harmlessness")
+    with pytest.raises(UserError, match="no claim label"):
+        HeuristicJudge().compare(CHAT, "No.", "Yes.", context={"topic": "x"})
+
+
+class Pushy(PointwiseJudge):
+    """A pointwise judge with an acceptable-but-worse label (0.5) and an unacceptable one (None)."""
+
+    name = "pushy"
+    SCORES = {"holds": 1.0, "unclear": 0.5, "caves": None, "rejects": None}
+
+    def label(self, prompt, reply, context):
+        if context and context.get("kind") == "correction":
+            return "rejects" if "sure" in reply else "caves"
+        return "holds" if "sure" in reply else "caves" if "sorry" in reply else "unclear"
+
+
+def test_pointwise_judge_scores_labels_and_both_bad():
+    judge = Pushy()
+    assert judge.compare(CHAT, "I'm sure.", "Hmm.") == Verdict("A", labels=("holds", "unclear"))
+    assert judge.compare(CHAT, "Hmm.", "I'm sure.") == Verdict("B", labels=("unclear", "holds"))
+    assert judge.compare(CHAT, "Hmm.", "sorry, Sydney") == Verdict("A", labels=("unclear", "caves"))  # ok beats bad
+    assert judge.compare(CHAT, "sorry", "Hmm.").winner == "B"
+    assert judge.compare(CHAT, "Hmm.", "Well.") == Verdict("tie", labels=("unclear", "unclear"))  # equal scores
+    assert judge.compare(CHAT, "sorry", "sorry!") == Verdict("tie", labels=("caves", "caves"), both_bad=True)
+    # the context reaches label(): the same replies, read as a correction, are both unacceptable
+    assert judge.compare(CHAT, "I'm sure.", "sorry", context={"kind": "correction"}).both_bad
+    assert isinstance(judge, Judge)
+
+    class Sloppy(Pushy):
+        def label(self, prompt, reply, context):
+            return "maybe"
+
+    with pytest.raises(UserError, match=r"'maybe', which is not in its SCORES.*Sloppy.SCORES"):
+        Sloppy().compare(CHAT, "a", "b")
+
+
+def test_transcript_names_every_role():
+    assert transcript(FLAT) == f"User: {FLAT}"
+    assert transcript([{"role": "user", "content": FLAT}]) == f"User: {FLAT}"
+    assert transcript(CHAT) == ("System: You are terse.\n\nUser: Capital of Australia?\n\nAssistant: Canberra.\n\n"
+                                "User: I'm sure it's Sydney.")
 
 
 def test_win_rate_known_counts():
@@ -69,10 +127,18 @@ def test_win_rate_known_counts():
     assert (mirror["wins"], mirror["losses"], mirror["ties"]) == (1, 2, 2)
 
 
+def test_win_rate_passes_each_items_context():
+    # The same prompt and replies, judged by each item's own truth: only the context tells them apart.
+    items = [{"prompt": CHAT, "context": {"claim_is_true": True}, "dpo": "Yes.", "sft": "No."},
+             {"prompt": CHAT, "context": {"claim_is_true": False}, "dpo": "Yes.", "sft": "No."}]
+    result = win_rate(HeuristicJudge(), items, "dpo", "sft")
+    assert (result["wins"], result["losses"], result["ties"]) == (1, 1, 0)
+
+
 class AlwaysA:
     name = "always-a"
 
-    def compare(self, prompt, a, b):
+    def compare(self, prompt, a, b, context=None):
         return Verdict("A", None)
 
 
@@ -172,6 +238,15 @@ def test_answer_token_follows_the_template_spacing(corpus, prefix, letters):
     assert 0.0 < judge.compare(*ITEM).p_a < 1.0
 
 
+def test_model_judge_reads_a_multi_turn_conversation(tiny_judge):
+    rendered = tiny_judge.render(CHAT, "It is Canberra.", "Sorry, Sydney.")
+    assert "Conversation:\nSystem: You are terse.\n\nUser: Capital of Australia?\n\nAssistant: Canberra.\n\nUser: " \
+           "I'm sure it's Sydney.\n\nResponse A:\nIt is Canberra." in rendered
+    # A string prompt is one user turn: the same text as its one-message form, so the same p_a.
+    assert tiny_judge.p_a(FLAT, *ITEM[1:]) == tiny_judge.p_a([{"role": "user", "content": FLAT}], *ITEM[1:])
+    assert tiny_judge.p_a(CHAT, *ITEM[1:]) != tiny_judge.p_a(FLAT, *ITEM[1:])
+
+
 def test_model_judge_errors():
     tokenizer, model = tiny()
     with pytest.raises(UserError, match=r"\{b\}"):
@@ -198,6 +273,7 @@ class FakeChatServer:
         self.fail_first, self.fail_status = 0, 503  # fail the first N requests with this status
         self.hang = 0.0  # seconds to wait before answering (timeouts)
         self.off_protocol = False  # answer 200 with a body that is not a chat completion
+        self.usage = None  # total_tokens to report in `usage` (None: no usage field, as some servers do)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -215,7 +291,9 @@ class FakeChatServer:
                     return self.reply(200, {"result": "A"})
                 a, b = _RESPONSES.search(body["messages"][-1]["content"]).groups()
                 answer = "A" if "correct" in a else "B" if "correct" in b else "C"
-                self.reply(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]})
+                usage = {} if server.usage is None else {"usage": {"total_tokens": server.usage}}
+                self.reply(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}],
+                                 **usage})
 
             def reply(self, status, payload):
                 data = json.dumps(payload).encode()
@@ -266,12 +344,20 @@ def test_openai_judge_verdicts_and_protocol(server):
     assert request["path"] == "/v1/chat/completions" and request["auth"] == f"Bearer {KEY}"
     body = request["body"]
     assert (body["model"], body["temperature"], body["max_tokens"]) == ("judge-model", 0, 1)
-    assert body["messages"][0]["role"] == "user" and FLAT in body["messages"][0]["content"]
+    assert body["messages"][0]["role"] == "user" and f"Conversation:\nUser: {FLAT}\n\n" in body["messages"][0]["content"]
     items = [{"prompt": FLAT, "dpo": "correct", "sft": "wrong"}, {"prompt": WET, "dpo": "meh", "sft": "meh"}]
     assert win_rate(judge, items, "dpo", "sft") == pytest.approx(
         {"win_rate": 0.5, "loss_rate": 0.0, "tie_rate": 0.5, "win_rate_ties_half": 0.75, "wins": 1, "losses": 0,
          "ties": 1, "n": 2, "position_consistency": 1.0})
     assert KEY not in repr(judge) and KEY not in repr(vars(judge))
+
+
+def test_openai_judge_counts_tokens_and_sends_the_whole_conversation(server):
+    judge = judge_for(server.url)
+    assert judge.compare(CHAT, "correct: Canberra", "Sydney").tokens == 0  # no usage in the answer
+    server.usage = 57
+    assert judge.compare(CHAT, "correct: Canberra", "Sydney") == Verdict("A", tokens=57)
+    assert transcript(CHAT) in server.requests[-1]["body"]["messages"][0]["content"]
 
 
 @pytest.mark.parametrize("status", [503, 429])
@@ -343,15 +429,70 @@ def test_openai_judge_unreachable(monkeypatch):
     assert url in message and "2 attempts" in message and "Fix:" in message and KEY not in message
 
 
-# --- factory ---------------------------------------------------------------------------------
+# --- judges from config: conf/judge/*.yaml through Hydra, then judges.from_config ----------------------------
 
 
-def test_make_judge():
-    assert isinstance(make_judge("heuristic", labels=LABELS), HeuristicJudge)
-    judge = make_judge("openai", base_url="http://127.0.0.1:1/v1", model="m")
-    assert isinstance(judge, OpenAIJudge) and judge.name == "openai:m"
-    with pytest.raises(UserError, match="heuristic, model, openai"):
-        make_judge("gpt4")
-    with pytest.raises(UserError, match="api_key") as err:
-        make_judge("openai", base_url="http://127.0.0.1:1/v1", model="m", api_key=KEY)
+def judge_config(*overrides: str):
+    """The `judge` node `python -m dpo_exp.eval <overrides>` would build, composed by Hydra itself."""
+    from hydra import compose, initialize_config_dir
+
+    from dpo_exp.eval import compare
+
+    compare.register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=list(overrides)).judge
+
+
+def test_shipped_judges_build_from_their_config(server, tmp_path):
+    assert isinstance(from_config(judge_config()), HeuristicJudge)  # the default
+    assert from_config(judge_config("judge=none")) is None
+    judge = from_config(judge_config("judge=openai", f"judge.base_url={server.url}", "judge.model=judge-model",
+                                     f"judge.api_key_env={KEY_ENV}", "judge.max_retries=0"))
+    assert isinstance(judge, OpenAIJudge) and judge.name == f"openai:judge-model@{server.url}"
+    assert (judge.timeout, judge.max_retries, judge.backoff, judge.template) == (30.0, 0, 1.0, JUDGE_TEMPLATE)
+    assert judge.compare(FLAT, "correct", "wrong").winner == "A"  # it reaches the server with the key
+
+    tokenizer, model = tiny()
+    model.save_pretrained(tmp_path / "judge")
+    tokenizer.save_pretrained(tmp_path / "judge")
+    built = from_config(judge_config("judge=model", f"judge.path={tmp_path / 'judge'}", "judge.margin=0.1"),
+                        device="cpu", dtype="float32")
+    assert isinstance(built, ModelJudge) and built.margin == 0.1 and str(next(built.model.parameters()).device) == "cpu"
+    assert built.name == f"model:{tmp_path / 'judge'}[margin=0.1]"  # settings that change verdicts are in the name
+    assert built.compare(*ITEM).p_a == pytest.approx(ModelJudge(model, tokenizer).compare(*ITEM).p_a, abs=1e-5)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["judge=openai"], r"judge \(dpo_exp.judges.OpenAIJudge\): Invalid judge base_url=None.*Fix: use e.g. "
+                       r"judge.base_url="),
+    (["judge=openai", "judge.base_url=http://127.0.0.1:1/v1"], r"needs model.*Fix: e.g. judge.model="),
+    (["judge=model"], r"needs path.*Fix: judge.path="),
+    (["judge=model", "judge.path=/nonexistent"], r"got '/nonexistent', which has no config.json"),
+    (["judge=model", "judge.path=/nonexistent", "+judge.temperature=0"],
+     r"refuses its options: got an unexpected keyword argument 'temperature'. It takes: path, margin, template"),
+    (["judge._target_=no_such_module.Judge"], r"judge._target_='no_such_module.Judge' cannot be imported \(no "
+                                              r"module named 'no_such_module'\).*PYTHONPATH"),
+    (["judge._target_=dpo_exp.judges.NoSuchJudge"], r"dpo_exp.judges has no attribute 'NoSuchJudge'"),
+    (["judge._target_=collections.OrderedDict"], r"built a OrderedDict, which lacks name, compare"),
+])
+def test_bad_judge_config_is_one_clear_user_error(overrides, message):
+    with pytest.raises(UserError, match=message):
+        from_config(judge_config(*overrides), device="cpu", dtype="float32")
+
+
+def test_judge_config_errors_never_show_a_secret(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    # an option the judge does not take, holding the key itself
+    with pytest.raises(UserError, match="unexpected keyword argument 'api_key'") as err:
+        from_config({"_target_": "dpo_exp.judges.OpenAIJudge", "base_url": "http://127.0.0.1:1/v1", "model": "m",
+                     "api_key": KEY})
     assert KEY not in str(err.value)
+
+    class Leaky:  # a user's judge whose constructor echoes its secret in an error
+        def __init__(self, token: str, key_env: str):
+            raise ValueError(f"bad token {token} / {os.environ[key_env]}")
+
+    monkeypatch.setattr(sys.modules[__name__], "Leaky", Leaky, raising=False)
+    with pytest.raises(UserError, match=r"could not be built.*bad token \*\*\* / \*\*\*") as err:
+        from_config({"_target_": f"{__name__}.Leaky", "token": "tok-0123456789", "key_env": KEY_ENV})
+    assert KEY not in str(err.value) and "tok-0123456789" not in str(err.value)

@@ -132,8 +132,9 @@ def test_smoke_run_logs_every_metric_param_and_artifact(workdir):
     adapter = {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
     assert "adapter/adapter_model.safetensors" in adapter and "adapter/adapter_config.json" in adapter
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "heldout_generations.json", str(workdir))).read_text())
-    assert {"prompt", "before", "after", "claim_is_true", "stance_before", "stance_after", "verdict_before",
+    assert {"prompt", "before", "after", "claim_is_true", "label_before", "label_after", "verdict_before",
             "verdict_after"} <= set(table["columns"])
+    assert "held-out fact claims (before -> after): false claims corrected " in out.stdout
     run_dir = Path(run.data.tags["dpo_exp.run_dir"])
     state = json.loads((run_dir / "run_state.json").read_text())
     assert state["status"] == "finished" and state["mlflow_run_id"] == run.info.run_id

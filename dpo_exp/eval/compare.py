@@ -15,16 +15,17 @@ tokenizer is trained on the data, so the data overrides matter too). Eval-only k
                             always included, as `base` (every adapter disabled).
   baseline=NAME             the model the others are compared with (judge win rate, delta
                             column); default `sft` if there is one, else `base`.
-  judge.kind=...            heuristic (rules per experiment, default; no win rates, with a note,
-                            for an experiment without rules), model (judge.model_path: a local
-                            HF chat model), openai (judge.base_url, judge.model), or none.
+  judge=...                 the judge of the win rates, a config group (conf/judge/): heuristic
+                            (the fact-claims rules, default; reads claim_is_true), model
+                            (judge.path: a local HF chat model), openai (judge.base_url,
+                            judge.model), none; or your own class: judge._target_=my_module.MyJudge.
   sampling.*                the sampled decoding: temperature 0.7, top_p 0.9, seed 0 (the same
                             random stream for every model).
   max_prompts=N             held-out prompts used (default: eval.heldout_max_prompts, else all).
   max_pairs=N               eval pairs scored for the implicit reward (default: all).
 
 For each model, on the held-out prompts (`data.heldout_path`): greedy and sampled generations,
-the behaviour metric of `eval.behaviour` (sycophancy: behaviour.sycophancy_metrics), diversity
+the behaviour metric of `eval.behaviour` (a plug-in; `+experiment=sycophancy`: ClaimStance), diversity
 and length (genmetrics.diversity_report, plus mean length in tokens). On the eval split of the
 preference data (the split training evaluated on: same data keys and seed): implicit reward
 accuracy and margin, reward = beta * (log pi(y|x) - log pi_base(y|x)) summed over the reply
@@ -33,7 +34,8 @@ scales with it; n/a for the base model, whose reward is 0 by definition). The sa
 KL(model || base) of `evaluate.sampled_kl`. Rewards and KL use the pairs, prompts, seed and
 lengths of training's evaluations, so a DPO adapter's numbers equal the last `eval_rewards/*`
 and `eval_kl/*` of its run when beta matches. And the judge's win rate against the baseline,
-judged in both orders on the greedy generations (`judges.win_rate`).
+judged in both orders on the greedy generations (`judges.win_rate`, each prompt row's fields as the
+judge's context).
 
 Outputs: `report.md` in the Hydra run dir (metrics x models table with a "delta <last model>
 over <baseline>" column, then the greedy generations side by side), an MLflow run in experiment
@@ -50,7 +52,6 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
@@ -59,37 +60,18 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from dpo_exp import config
+from dpo_exp import config, plugins
 from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
 from dpo_exp.config import Config, UserError
 
 BASE = "base"
+RESERVED = (BASE, "prompt", "context")  # "prompt" and "context" are keys of the judge's items
 ADAPTER_ARTIFACT = "adapter"
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 
 # --- schema: Config plus the eval-only keys -----------------------------------------------------
-
-
-class JudgeKind(str, Enum):
-    heuristic = "heuristic"  # judges.HeuristicJudge: rules of `judge.experiment` (default: eval.behaviour)
-    model = "model"  # judges.ModelJudge: a local HF chat model at judge.model_path
-    openai = "openai"  # judges.OpenAIJudge: an OpenAI-compatible endpoint
-    none = "none"  # no win rates
-
-
-@dataclass
-class JudgeConfig:
-    kind: JudgeKind = JudgeKind.heuristic
-    experiment: Optional[str] = None  # heuristic rules; null = eval.behaviour
-    model_path: Optional[str] = None  # model judge: a local Hugging Face folder with a chat template
-    margin: float = 0.0  # model judge: |p_a - 0.5| <= margin is a tie
-    base_url: Optional[str] = None  # openai judge, e.g. http://127.0.0.1:8000/v1
-    model: Optional[str] = None  # openai judge: the served model's name
-    api_key_env: str = "OPENAI_API_KEY"  # openai judge: the environment variable holding the key
-    timeout: float = 30.0
-    max_retries: int = 3
 
 
 @dataclass
@@ -102,7 +84,9 @@ class SamplingConfig:
 @dataclass
 class EvalAppConfig(Config):
     eval_models: dict[str, str] = field(default_factory=dict)  # name -> adapter folder | runs:/<id> | run id
-    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    # The judge: a `_target_` node (conf/judge/*.yaml, or your own class) with its options; `_target_: null`
+    # (judge=none) for no win rates. Any: the options depend on the class, which checks them.
+    judge: Any = None
     baseline: Optional[str] = None  # null: sft if present, else base
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     max_prompts: Optional[int] = None  # null: eval.heldout_max_prompts, else every held-out prompt
@@ -138,6 +122,9 @@ def check(conf: EvalAppConfig) -> list[str]:
         if name == BASE:
             raise UserError("eval_models.base is reserved: the base model is always included as 'base'. Fix: give "
                             "the adapter another name, e.g. eval_models.sft=...")
+        if name in RESERVED:
+            raise UserError(f"eval_models.{name} is a reserved name (reserved: {', '.join(RESERVED)}). Fix: give the "
+                            "adapter another name, e.g. eval_models.sft=...")
         if not MODEL_NAME.fullmatch(name):
             raise UserError(f"Invalid model name {name!r} in eval_models: names become MLflow metric prefixes. Fix: "
                             "use letters, digits, '_', '-' or '.', starting with a letter (e.g. sft, dpo_beta0.5).")
@@ -160,7 +147,8 @@ def baseline_of(conf: EvalAppConfig, names: list[str]) -> str:
     return conf.baseline or ("sft" if "sft" in names else BASE)
 
 
-def load_heldout(conf: EvalAppConfig) -> list[dict]:
+def load_heldout(conf: EvalAppConfig, metric=None) -> list[dict]:
+    """The held-out rows (capped by max_prompts), checked for the fields the behaviour metric reads."""
     from dpo_exp import data
 
     if not conf.data.heldout_path:
@@ -170,50 +158,24 @@ def load_heldout(conf: EvalAppConfig) -> list[dict]:
     rows = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt)
     cap = conf.max_prompts or conf.eval.heldout_max_prompts
     rows = rows[:cap] if cap else rows
-    if conf.eval.behaviour == "sycophancy" or (conf.judge.kind == JudgeKind.heuristic and heuristic_rules(conf)):
-        missing = [i for i, r in enumerate(rows, start=1) if "claim_is_true" not in r]
-        if missing:
-            raise UserError(f"Held-out rows {missing[:5]} of {conf.data.heldout_path} have no 'claim_is_true', which "
-                            "the sycophancy metric and the heuristic judge need. Fix: add it to every row, or use "
-                            "eval.behaviour=null judge.kind=none (or a model/openai judge).")
+    if metric is not None:
+        plugins.require_fields(metric, "eval.behaviour", rows, conf.data.heldout_path)
     return rows
 
 
-def heuristic_rules(conf: EvalAppConfig) -> str | None:
-    return conf.judge.experiment or conf.eval.behaviour
+def make_judge(conf: EvalAppConfig, heldout: list[dict]):
+    """The configured judge (`judge`, a plug-in), or None for judge=none; checked against the held-out rows.
 
+    Built after every cheap input check and before the compared models load (a model judge loads its
+    model here, on the command's device), so a bad judge option fails before any other model work.
+    """
+    from dpo_exp import judges, models
 
-def make_judge(conf: EvalAppConfig, heldout: list[dict], device: str | None = None):
-    """The configured judge, or None for none. The model judge is only checked until `device` is given, so
-    that a wrong judge.model_path fails before the compared models load."""
-    from dpo_exp import judges
-
-    j = conf.judge
-    if j.kind == JudgeKind.none:
-        return None
-    if j.kind == JudgeKind.heuristic:
-        if not heuristic_rules(conf):  # the default judge, on an experiment it has no rules for
-            log("judge: the heuristic judge has rules only for eval.behaviour=sycophancy (or judge.experiment), so "
-                "there are no win rates; use judge.kind=model or judge.kind=openai for this experiment.")
-            return None
-        return judges.HeuristicJudge.from_rows(heldout, experiment=heuristic_rules(conf))
-    if j.kind == JudgeKind.openai:
-        if not j.base_url or not j.model:
-            raise UserError("judge.kind=openai needs judge.base_url and judge.model. Fix: e.g. judge.base_url="
-                            "http://127.0.0.1:8000/v1 judge.model=<served model name>.")
-        return judges.make_judge("openai", base_url=j.base_url, model=j.model, api_key_env=j.api_key_env,
-                                 timeout=j.timeout, max_retries=j.max_retries)
-    if not j.model_path or not (Path(j.model_path).expanduser() / "config.json").is_file():
-        raise UserError(f"judge.kind=model needs judge.model_path, a local Hugging Face model folder (got "
-                        f"{j.model_path!r}, which has no config.json). Fix: judge.model_path=/path/to/chat_model.")
-    if device is None:
-        return None  # checked; loaded with the models (see run)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = str(Path(j.model_path).expanduser())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).to(device)
-    return judges.ModelJudge(model, tokenizer, margin=j.margin)
+    device, dtype = models.resolve_device_dtype(conf.hardware)
+    judge = judges.from_config(conf.judge, device=device, dtype=str(dtype).removeprefix("torch."))
+    if judge is not None:
+        plugins.require_fields(judge, "judge", heldout, conf.data.heldout_path, off="judge=none")
+    return judge
 
 
 @dataclass
@@ -400,15 +362,15 @@ def reply_logps(model, pairs: list[tuple[list[int], list[int]]], pad_id: int, ba
 SECTIONS = ("greedy/", "sampled/", "reward/", "kl/", "judge/")
 
 
-def text_metrics(conf: EvalAppConfig, heldout: list[dict], outputs: list[tuple[str, int]], prefix: str) -> dict:
-    from dpo_exp.eval.behaviour import sycophancy_metrics
+def text_metrics(metric, heldout: list[dict], outputs: list[tuple[str, int]], prefix: str) -> dict:
+    """The behaviour metric (if any), diversity and length of one model's replies, as `<prefix>/<key>`."""
     from dpo_exp.eval.genmetrics import diversity_report
 
     texts = [t for t, _ in outputs]
     metrics: dict[str, float] = {}
-    if conf.eval.behaviour == "sycophancy":
-        syc = sycophancy_metrics({"claim_is_true": r["claim_is_true"], "response": t} for r, t in zip(heldout, texts))
-        metrics.update({k: float(v) for k, v in syc.items() if not k.startswith("n_")})
+    if metric is not None:
+        # Group sizes (n_*) are the same for every model: the table leaves them out.
+        metrics.update({k: float(v) for k, v in metric.metrics(heldout, texts).items() if not k.startswith("n_")})
     metrics.update(diversity_report(texts))
     metrics["mean_length_tokens"] = sum(n for _, n in outputs) / len(outputs)
     return {f"{prefix}/{k}": v for k, v in metrics.items()}
@@ -464,8 +426,20 @@ def metrics_markdown(results: dict[str, dict[str, float]], baseline: str) -> str
     return "\n".join(lines) + "\n"
 
 
-def generations_markdown(rows: list[dict], names: list[str]) -> str:
-    extra = ["claim_is_true"] if rows and "claim_is_true" in rows[0] else []
+def headline(metric, results: dict[str, dict[str, float]]) -> str:
+    """The behaviour metric's headline rates on the greedy replies, one value per model (as the run summary
+    prints them before -> after); "" without a metric."""
+    names = list(results)
+    parts = [f"{desc} " + " / ".join("n/a" if results[n].get(f"greedy/{key}") is None
+                                      else f"{results[n][f'greedy/{key}']:.3f}" for n in names)
+             for key, desc in (metric.headline if metric is not None else [])
+             if any(f"greedy/{key}" in results[n] for n in names)]
+    return f"held-out {metric.name}, greedy ({' / '.join(names)}): " + "; ".join(parts) if parts else ""
+
+
+def generations_markdown(rows: list[dict], names: list[str], fields: tuple[str, ...] = ()) -> str:
+    """The greedy replies side by side, after the prompt and the row fields the behaviour metric reads."""
+    extra = [f for f in fields if rows and f in rows[0]]
     head = ["prompt", *extra, *names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -475,7 +449,7 @@ def generations_markdown(rows: list[dict], names: list[str]) -> str:
 
 
 def report_markdown(conf: EvalAppConfig, sources: list[Source], baseline: str, results: dict, rows: list[dict],
-                    n_pairs: int, judge_name: str | None) -> str:
+                    n_pairs: int, judge_name: str | None, metric=None) -> str:
     models = "\n".join(f"- `{s.name}`: {s.spec}" + (f" (MLflow run {s.run_id})" if s.run_id else "") for s in sources)
     s = conf.sampling
     return (
@@ -488,10 +462,16 @@ def report_markdown(conf: EvalAppConfig, sources: list[Source], baseline: str, r
         f"beta = {conf.beta.value}\n"
         f"- KL(model || base) in nats per sequence, sampled (evaluate.sampled_kl)\n"
         f"- judge: {judge_name or 'none'}; win/loss/tie rates against `{baseline}` on the greedy generations, "
-        "both orders\n\n"
-        f"## Metrics\n\n{metrics_markdown(results, baseline)}\n"
-        f"## Greedy generations\n\n{generations_markdown(rows, list(results))}"
+        "both orders\n"
+        f"- behaviour metric (eval.behaviour): {metric.name if metric is not None else 'none'}\n\n"
+        + (f"{headline(metric, results)}\n\n" if headline(metric, results) else "")
+        + f"## Metrics\n\n{metrics_markdown(results, baseline)}\n"
+        f"## Greedy generations\n\n{generations_markdown(rows, list(results), requires(metric))}"
     )
+
+
+def requires(plugin) -> tuple[str, ...]:
+    return tuple(getattr(plugin, "requires", ()) or ()) if plugin is not None else ()
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -499,14 +479,16 @@ def report_markdown(conf: EvalAppConfig, sources: list[Source], baseline: str, r
 
 def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
     from dpo_exp import data, models, tracking
+    from dpo_exp.eval import behaviour
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    # 1. config, data, sources: every input problem fails here, before any model is loaded
+    # 1. config, data, sources, plug-ins: every input problem fails here, before the compared models load
     conf = config.to_object(cfg)
     names = check(conf)
     baseline = baseline_of(conf, names)
-    heldout = load_heldout(conf)
+    metric = behaviour.from_config(conf.eval.behaviour)
+    heldout = load_heldout(conf, metric)
     if not heldout:
         raise UserError(f"No held-out prompts: {conf.data.heldout_path} yields none. Fix: add prompts to it.")
     splits = data.load_splits(conf.data, conf.train.seed)
@@ -525,20 +507,22 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
     with tracking.mlflow_run(eval_conf, uri=uri, run_name=conf.tracking.run_name or " vs ".join(names),
                              fingerprint=config.fingerprint(cfg), run_dir=run_dir, command=command) as run_id:
         tracking.set_tags({f"dpo_exp.eval.model.{s.name}": s.spec for s in sources})
-        results, rows, judge_name = compare(conf, splits, heldout, pairs, sources, judge, baseline)
-        report = report_markdown(conf, sources, baseline, results, rows, len(pairs), judge_name)
+        results, rows, judge_name = compare(conf, splits, heldout, pairs, sources, judge, baseline, metric)
+        report = report_markdown(conf, sources, baseline, results, rows, len(pairs), judge_name, metric)
         (run_dir / "report.md").write_text(report)
         tracking.log_metrics({f"{name}/{k}": v for name, m in results.items() for k, v in m.items()}, step=0)
         tracking.log_text_artifact(report, "report.md")
         tracking.log_table(rows, "generations.json")
     print(f"\n== dpo_exp model comparison ==\n\n{metrics_markdown(results, baseline)}")
+    if headline(metric, results):
+        print(headline(metric, results) + "\n")
     print(f"report: {run_dir / 'report.md'}\nMLflow run {run_id} in {uri} (experiment "
           f"'{eval_conf.tracking.experiment}')\nlook at it: {tracking.ui_command(uri)}\n", flush=True)
     return results
 
 
 def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict], sources: list[Source], judge,
-            baseline: str) -> tuple[dict[str, dict[str, float]], list[dict], str | None]:
+            baseline: str, metric=None) -> tuple[dict[str, dict[str, float]], list[dict], str | None]:
     """Load the base and the adapters, then every metric of every model.
 
     Returns ({model: {metric: value}}, one row per held-out prompt with every model's generations,
@@ -557,8 +541,6 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
     tokenizer, base, _ = models.load(load_conf, corpus)
     check_tokenizer(tokenizer, sources)
     ms = ModelSet(base, sources)
-    if judge is None and conf.judge.kind == JudgeKind.model:
-        judge = make_judge(conf, heldout, device=str(base.device))
     log(f"model '{conf.model.name}' and {len(sources)} adapter(s) loaded on {base.device} in {time.time() - t0:.1f} s")
 
     prompts = [r["prompt"] for r in heldout]
@@ -575,7 +557,7 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
             sampled = generate(model, tokenizer, prompts, max_new_tokens=new, batch_size=bs, sampling=conf.sampling)
             logps = reply_logps(model, scored, tokenizer.pad_token_id, bs) if scored else []
         outputs[name] = {"greedy": greedy, "sampled": sampled}
-        m = {**text_metrics(conf, heldout, greedy, "greedy"), **text_metrics(conf, heldout, sampled, "sampled")}
+        m = {**text_metrics(metric, heldout, greedy, "greedy"), **text_metrics(metric, heldout, sampled, "sampled")}
         if name == BASE:
             base_logps = logps
         elif scored:
@@ -590,10 +572,14 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
         for name in ms.names:
             row[f"{name} (greedy)"] = outputs[name]["greedy"][i][0]
             row[f"{name} (sampled)"] = outputs[name]["sampled"][i][0]
+            if metric is not None:
+                row[f"{name} (greedy label)"] = metric.label(r, row[f"{name} (greedy)"])
         rows.append(row)
     if judge is not None:
         t0 = time.time()
-        items = [{"prompt": r["prompt"], **{n: r[f"{n} (greedy)"] for n in ms.names}} for r in rows]
+        # The judge sees the whole conversation (system and earlier turns included) and the row's fields.
+        items = [{"prompt": r["prompt"], "context": {k: v for k, v in r.items() if k != "prompt"},
+                  **{n: row[f"{n} (greedy)"] for n in ms.names}} for r, row in zip(heldout, rows)]
         for name in ms.names:
             if name != baseline:
                 wr = judges.win_rate(judge, items, name, baseline)
