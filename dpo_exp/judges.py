@@ -1,9 +1,10 @@
 """Pairwise judges: which of two replies to the same conversation is better.
 
-One module, shared by `python -m dpo_exp.eval` (win rates) and the data builder (choosing chosen and
-rejected). A judge is any object with a ``name`` and ``compare(prompt, a, b, context=None) -> Verdict``
-(the ``Judge`` protocol); which one runs is config, not code: the `judge` group (`conf/judge/*.yaml`)
-names a class by `_target_`, and ``from_config`` builds it. A user's own class in their own module
+One module, for every command that judges pairs of replies (`python -m dpo_exp.eval`'s win rates; a
+data builder choosing chosen and rejected). A judge is any object with a ``name`` and
+``compare(prompt, a, b, context=None) -> Verdict`` (the ``Judge`` protocol); which one runs is config,
+not code: the `judge` group (`conf/judge/*.yaml`) names a class by `_target_`, and ``from_config``
+builds it. A user's own class in their own module
 works the same way (``judge._target_=my_module.MyJudge``).
 
 ``compare``'s arguments: ``prompt`` is the conversation so far (a list of {role, content} messages,
@@ -74,7 +75,7 @@ class Verdict:
 
 @runtime_checkable
 class Judge(Protocol):
-    # Stable identity, including every setting that changes verdicts: the builder's verdict cache keys on it.
+    # Stable identity, including every setting that changes verdicts: a cache of verdicts can key on it.
     name: str
 
     def compare(self, prompt: Prompt, a: str, b: str, context: Mapping[str, Any] | None = None) -> Verdict: ...
