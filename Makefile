@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS ?= +experiment=sycophancy
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench gpu-wheels clean
 
 # The stamp depends on pyproject.toml: editing dependencies re-runs the install.
 $(VENV)/.installed: pyproject.toml
@@ -28,6 +28,10 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_trl.py
+
+# The wheels a device machine lacks, into .whl/ (gitignored): see docs/benchmarks.md, "GPU".
+gpu-wheels: setup
+	$(PY) benchmarks/gpu_wheels.py
 
 clean:
 	rm -rf outputs multirun mlflow.db mlartifacts

@@ -1,19 +1,38 @@
 """Benchmark: dpo_exp against two plain TRL scripts, same machine, model, data, batch size, steps.
 
-    python benchmarks/bench_trl.py [--steps 30] [--pairs 60] [--batch-size 4]
+    python benchmarks/bench_trl.py [--steps 30] [--pairs 60] [--batch-size 4]                  # make bench (CPU)
+    python benchmarks/bench_trl.py --model random --hardware gpu_bf16 --seq-len 512 --batch-size 8 \\
+        --steps 35 --warmup-steps 5 --pairs 280 --profile                                        # GPU throughput
 
 Variants, each in its own process (wall time from process start to exit; peak RSS of that process):
   dpo_exp   `python -m dpo_exp` with its defaults (precomputed reference log-probs, length-grouped
-            batches, fp32, no gradient checkpointing), evaluation and held-out generation off so
-            that all three do the same work (they still log to MLflow and save the adapter).
+            batches, no gradient checkpointing except in 4-bit), evaluation and held-out generation off
+            so that all three do the same work (they still log to MLflow and save the adapter). Its
+            reference cache is off (`train.cache_ref_log_probs=false`): the reference pass is always
+            computed and timed.
   tutorial  DPOTrainer with TRL's default DPOConfig except what the machine forces (bf16=False on a
             CPU): gradient checkpointing on, reference computed online at every step.
-  tuned     a hand-tuned plain script with dpo_exp's precision and checkpointing (fp32, no
-            checkpointing), but TRL's default online reference and random batches.
-All use the bundled SmolLM2-135M-Instruct (cached safetensors folder), the same LoRA (r=16 on the
-attention projections), the same first `--pairs` rows of the shipped sycophancy data, and
-`--steps` optimizer steps of `--batch-size` pairs. Results are printed and appended to
-benchmarks/results.jsonl; docs/benchmarks.md records them.
+  tuned     a hand-tuned plain script with dpo_exp's precision and checkpointing (off, on in 4-bit) and
+            learning rate, but TRL's default online reference and random batches.
+Same LoRA everywhere (r=16 on the attention projections), same data, same `max_length`.
+
+Models: `--model bundled` (SmolLM2-135M-Instruct, the cached safetensors folder) or `--model random`
+(random weights in `--architecture`'s shape, default Qwen2.5-0.5B: dpo_exp's `model=random`, built
+once into `--cache`; every variant loads that same folder). Data: the first `--pairs` shipped
+sycophancy pairs, or with `--seq-len N` synthetic pairs made of shipped sentences, long enough that
+every sequence is truncated to exactly N tokens (prompt ~0.4 N): no padding, known token counts.
+`--hardware gpu_bf16|gpu_4bit` runs all three on the GPU (bf16; NF4 base weights with bf16 compute).
+
+Every variant runs under benchmarks/steptimer.py, which times each optimizer step (after a CUDA
+sync) and counts its tokens. Steady state = the steps after `--warmup-steps`, minus the one step
+run under torch.profiler with `--profile` (one extra step per variant, table in --out-dir).
+Model FLOPs per token (MFU): policy forward + backward through frozen weights (input gradients
+only, LoRA) = 4N, plus 2N for a reference forward when it runs at every step (tuned, tutorial),
+plus attention 12·L·d·T (16·L·d·T with the reference), PaLM's count (no causal halving); LoRA's
+own FLOPs (<1%) and gradient-checkpointing recomputation are not counted. N = parameters doing
+matmuls (the tied LM head included, an untied input embedding not). Peak: the card's dense bf16
+spec (H100 SXM / H200: 989.4 TFLOP/s) or `--peak-tflops`.
+Results are printed, written as JSON to `--summary` and appended to `--results`.
 """
 
 from __future__ import annotations
@@ -22,6 +41,9 @@ import argparse
 import json
 import os
 import platform
+import random
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +51,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+STEPTIMER = REPO / "benchmarks" / "steptimer.py"
+SHIPPED = REPO / "dpo_exp" / "datasets" / "sycophancy_train.jsonl"
+VARIANTS = ("dpo_exp", "tuned", "tutorial")
+
+# Dense bf16 tensor-core peak by device name, TFLOP/s (vendor spec sheets, no sparsity).
+PEAK_BF16_TFLOPS = {"H200": 989.4, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0,
+                    "L40S": 362.1, "L4": 121.0}
 
 PLAIN = r'''
 import json, sys, torch
@@ -37,18 +66,28 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
-model_dir, data_file, out_dir, variant, steps, batch = sys.argv[1:7]
-tok = AutoTokenizer.from_pretrained(model_dir)
-model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-ds = load_dataset("json", data_files=data_file, split="train").select_columns(["prompt", "chosen", "rejected"])
+s = json.loads(sys.argv[1])
+gpu = s["hardware"] != "cpu"
+tok = AutoTokenizer.from_pretrained(s["model_dir"])
+load = dict(dtype=torch.bfloat16 if gpu else torch.float32)
+if s["hardware"] == "gpu_4bit":  # QLoRA as TRL documents it: NF4 base weights, bf16 compute
+    from transformers import BitsAndBytesConfig
+    load.update(device_map={"": 0}, quantization_config=BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16))
+model = AutoModelForCausalLM.from_pretrained(s["model_dir"], **load)
+if s["hardware"] == "gpu_bf16":
+    model = model.to("cuda")
+ds = load_dataset("json", data_files=s["data_file"], split="train").select_columns(["prompt", "chosen", "rejected"])
 peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                   task_type="CAUSAL_LM")
-common = dict(output_dir=out_dir, max_steps=int(steps), per_device_train_batch_size=int(batch), report_to="none",
-              save_strategy="no", bf16=False, use_cpu=True, seed=42)
-if variant == "tutorial":   # TRL's defaults, except bf16 (errors without a GPU)
+common = dict(output_dir=s["out_dir"], max_steps=s["steps"], per_device_train_batch_size=s["batch_size"],
+              report_to="none", save_strategy="no", max_length=s["max_length"], bf16=gpu, use_cpu=not gpu, seed=42)
+if s["variant"] == "tutorial":  # TRL's defaults, except bf16 on a CPU (it errors without a GPU)
     args = DPOConfig(**common)
-else:                       # tuned: dpo_exp's precision/checkpointing and learning rate
-    args = DPOConfig(**common, activation_checkpointing=False, learning_rate=5e-5, logging_steps=5)
+else:  # tuned: dpo_exp's precision, checkpointing (on only in 4-bit) and learning rate
+    args = DPOConfig(**common, activation_checkpointing=s["hardware"] == "gpu_4bit", learning_rate=5e-5,
+                     logging_steps=5)
 trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft)
 trainer.train()
 '''
@@ -62,55 +101,225 @@ def run(cmd: list[str], cwd: Path, env: dict, log: Path) -> tuple[float, float]:
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.time() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd[:4]} failed; its output is in {log}:\n{log.read_text()[-3000:]}")
+        raise SystemExit(f"{cmd[:6]} failed; its output is in {log}:\n{log.read_text()[-3000:]}")
     return wall, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """KEY=VALUE pairs, values read as JSON where they parse (numbers, true/false), else strings."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def hydra_mapping(values: dict) -> str:
+    return "{" + ",".join(f"{k}:{json.dumps(v)}" for k, v in values.items()) + "}"
+
+
+def long_pairs(n: int, seq_len: int, tokenizer, seed: int = 0) -> list[dict]:
+    """Pairs of shipped sentences, joined until prompt >= 0.4*seq_len and each reply >= seq_len tokens:
+    every prompt+reply is longer than seq_len, so TRL truncates each sequence to exactly seq_len."""
+    rows = [json.loads(line) for line in SHIPPED.read_text().splitlines() if line.strip()]
+    pieces = {part: [(r[part][-1]["content"], len(tokenizer(r[part][-1]["content"])["input_ids"])) for r in rows]
+              for part in ("prompt", "chosen", "rejected")}
+    rng = random.Random(seed)
+
+    def text(part: str, min_tokens: int) -> str:
+        chosen, total = [], 0
+        while total < min_tokens:
+            piece, count = rng.choice(pieces[part])
+            chosen.append(piece)
+            total += count
+        return " ".join(chosen)
+
+    return [{"prompt": [{"role": "user", "content": text("prompt", int(0.4 * seq_len))}],
+             "chosen": [{"role": "assistant", "content": text("chosen", seq_len)}],
+             "rejected": [{"role": "assistant", "content": text("rejected", seq_len)}]} for _ in range(n)]
+
+
+def model_shape(model_dir: Path) -> dict:
+    """Parameter counts and attention shape for the FLOPs count, from the folder's config (meta device)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        net = AutoModelForCausalLM.from_config(config)
+    total = sum(p.numel() for p in net.parameters())
+    embed = net.get_input_embeddings().weight.numel()
+    tied = bool(getattr(config, "tie_word_embeddings", False))
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return {"params": total, "flops_params": total if tied else total - embed, "tied_embeddings": tied,
+            "layers": config.num_hidden_layers, "attn_width": config.num_attention_heads * head_dim,
+            "vocab": config.vocab_size, "model_type": config.model_type}
+
+
+def flops_per_token(shape: dict, seq_len: float, online_reference: bool) -> float:
+    n, la = shape["flops_params"], shape["layers"] * shape["attn_width"] * seq_len
+    return (6 * n + 16 * la) if online_reference else (4 * n + 12 * la)
+
+
+def peak_tflops(device: str | None, override: float | None) -> float | None:
+    if override:
+        return override
+    for key, value in PEAK_BF16_TFLOPS.items():  # most specific names first
+        if device and key in device:
+            return value
+    return None
+
+
+def summarize(rec: dict, warmup: int) -> dict:
+    """Steady-state and end-to-end numbers from one steptimer record."""
+    ends, prof = rec.get("step_end", []), rec.get("profiled_step")
+    begin = rec.get("t_train_begin")
+    if not ends or begin is None:
+        return {}
+    durations = [ends[i] - (ends[i - 1] if i else begin) for i in range(len(ends))]
+    steady = [i for i in range(len(ends)) if i + 1 > warmup and i + 1 != prof]
+    if not steady:
+        return {}
+    step_s = [durations[i] for i in steady]
+    tokens = sum(rec["tokens"][i] for i in steady)
+    padded = sum(rec["padded_tokens"][i] for i in steady)
+    seqs = sum(rec["sequences"][i] for i in steady)
+    out = {"measured_steps": len(steady), "step_s_median": statistics.median(step_s),
+           "step_s_mean": sum(step_s) / len(step_s), "tokens_per_s": tokens / sum(step_s),
+           "tokens_per_step": tokens / len(steady), "padding_share": 1 - tokens / padded if padded else 0.0,
+           "tokens_per_sequence": tokens / seqs if seqs else 0.0}
+    # End to end: from the end of Trainer.__init__ (before TRL's reference pass) to the end of training,
+    # every step's tokens, the profiled step left out.
+    if rec.get("t_trainer_init") is not None and rec.get("t_train_end") is not None:
+        keep = [i for i in range(len(ends)) if i + 1 != prof]
+        span = rec["t_train_end"] - rec["t_trainer_init"] - sum(durations[i] for i in range(len(ends)) if i + 1 == prof)
+        out["e2e_s"] = span
+        out["e2e_tokens_per_s"] = sum(rec["tokens"][i] for i in keep) / span if span > 0 else None
+        out["before_first_step_s"] = begin - rec["t_trainer_init"]  # reference pass (dpo_exp) + trainer setup
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps, warm-up included")
     parser.add_argument("--pairs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--variants", default="dpo_exp,tuned,tutorial")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--model", choices=["bundled", "random"], default="bundled")
+    parser.add_argument("--architecture", default="qwen2.5-0.5b", help="--model random: dpo_exp/architectures/<name>")
+    parser.add_argument("--arch-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="--model random: replace a config key (repeatable), e.g. num_hidden_layers=2")
+    parser.add_argument("--hardware", choices=["cpu", "gpu_bf16", "gpu_4bit"], default="cpu")
+    parser.add_argument("--seq-len", type=int, default=0, help="0: shipped pairs as they are; N: N-token sequences")
+    parser.add_argument("--max-length", type=int, default=512, help="max prompt+reply tokens (--seq-len sets it)")
+    parser.add_argument("--warmup-steps", type=int, default=0, help="steps left out of the steady-state numbers")
+    parser.add_argument("--profile", action="store_true", help="one extra step per variant under torch.profiler")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s for MFU (default: spec)")
+    parser.add_argument("--cache", default="~/.cache/dpo_exp", help="dpo_exp's paths.cache (converted/random models)")
+    parser.add_argument("--out-dir", type=Path, default=None, help="logs and per-variant step records (default: temp)")
+    parser.add_argument("--summary", type=Path, default=None, help="write the summary here as JSON")
+    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results.jsonl")
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
-    from dpo_exp.models import bundled_folder
+    from dpo_exp.config import ModelConfig, ModelSource
+    from dpo_exp.models import bundled_folder, random_folder
 
-    model_dir = bundled_folder("~/.cache/dpo_exp")  # converted once, outside the timings
-    work = Path(tempfile.mkdtemp(prefix="dpo_bench_"))
+    overrides = parse_overrides(args.arch_override)
+    if args.model == "random":  # built once, outside the timings; every variant loads this folder
+        model_cfg = ModelConfig(name="random", source=ModelSource.random, architecture=args.architecture,
+                                architecture_overrides=overrides or None)
+        model_dir = random_folder(model_cfg, args.cache)
+    else:
+        model_dir = bundled_folder(args.cache)  # converted once, outside the timings
+    models_before = sorted(p.name for p in (Path(args.cache).expanduser() / "models").iterdir())
+    work = args.out_dir or Path(tempfile.mkdtemp(prefix="dpo_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
     data_file = work / "pairs.jsonl"
-    rows = (REPO / "dpo_exp/datasets/sycophancy_train.jsonl").read_text().splitlines()[: args.pairs]
-    data_file.write_text("\n".join(rows) + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(TQDM_DISABLE="1", PYTHONPATH=str(REPO))
+    max_length = args.seq_len or args.max_length
+    if args.seq_len:
+        from transformers import AutoTokenizer
 
-    results = {}
+        rows = long_pairs(args.pairs, args.seq_len, AutoTokenizer.from_pretrained(model_dir))
+        data_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        rows = SHIPPED.read_text().splitlines()[: args.pairs]
+        data_file.write_text("\n".join(rows) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(TQDM_DISABLE="1", PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p))
+    steps = args.steps + (1 if args.profile else 0)  # the profiled step is the last, left out of the timings
+
+    results: dict[str, dict] = {}
     for variant in args.variants.split(","):
         out_dir = work / variant
+        shutil.rmtree(out_dir, ignore_errors=True)
+        timer = [sys.executable, str(STEPTIMER), "--out", str(work / f"{variant}.steps.json")]
+        if args.profile:
+            timer += ["--profile-step", str(steps), "--profile-out", str(work / f"{variant}.profile.txt")]
         if variant == "dpo_exp":
-            cmd = [sys.executable, "-m", "dpo_exp", "data=file", f"data.path={data_file}", "data.eval_fraction=0",
-                   f"train.max_steps={args.steps}", f"train.batch_size={args.batch_size}", "eval.at_start=false",
-                   f"paths.outputs={out_dir}", "hardware=cpu", f"train.eval_steps={args.steps}"]
+            cmd = [*timer, "--", "-m", "dpo_exp", "data=file", f"data.path={data_file}", "data.eval_fraction=0",
+                   f"train.max_steps={steps}", f"train.batch_size={args.batch_size}", "eval.at_start=false",
+                   f"paths.outputs={out_dir}", f"hardware={args.hardware}", f"train.eval_steps={steps}",
+                   f"train.max_length={max_length}", "train.cache_ref_log_probs=false", f"paths.cache={args.cache}"]
+            if args.model == "random":
+                cmd += ["model=random", f"model.architecture={args.architecture}"]
+                if overrides:
+                    cmd.append(f"model.architecture_overrides={hydra_mapping(overrides)}")
         else:
             script = work / "plain.py"
             script.write_text(PLAIN)
-            cmd = [sys.executable, str(script), str(model_dir), str(data_file), str(out_dir), variant,
-                   str(args.steps), str(args.batch_size)]
+            settings = dict(model_dir=str(model_dir), data_file=str(data_file), out_dir=str(out_dir), variant=variant,
+                            steps=steps, batch_size=args.batch_size, hardware=args.hardware, max_length=max_length)
+            cmd = [*timer, "--", str(script), json.dumps(settings)]
         wall, peak = run(cmd, work, env, work / f"{variant}.log")
-        results[variant] = {"seconds": round(wall, 1), "peak_rss_gib": round(peak, 2)}
-        print(f"{variant:9s} {wall:7.1f} s   peak RSS {peak:.2f} GiB", flush=True)
+        record = json.loads((work / f"{variant}.steps.json").read_text())
+        results[variant] = {"seconds": round(wall, 1), "peak_rss_gib": round(peak, 2),
+                            **summarize(record, args.warmup_steps), "cuda": record.get("cuda"),
+                            "model": record.get("model")}
+        r = results[variant]
+        line = f"{variant:9s} {wall:7.1f} s   peak RSS {peak:.2f} GiB"
+        if "tokens_per_s" in r:
+            line += f"   step {r['step_s_median'] * 1000:.0f} ms   {r['tokens_per_s']:,.0f} tokens/s"
+        if r.get("cuda"):
+            line += f"   peak GPU {r['cuda']['peak_allocated_gib']:.2f} GiB"
+        print(line, flush=True)
+    models_after = sorted(p.name for p in (Path(args.cache).expanduser() / "models").iterdir())
+    if models_after != models_before:  # dpo_exp built its own random model: the variants differ in weights
+        raise SystemExit(f"dpo_exp's model=random did not reuse {model_dir}: models now {models_after}")
 
+    shape = model_shape(model_dir)
+    device = next((r["cuda"]["device"] for r in results.values() if r.get("cuda")), None)
+    peak = peak_tflops(device, args.peak_tflops)
+    for variant, r in results.items():
+        if "tokens_per_sequence" in r:
+            r["flops_per_token"] = flops_per_token(shape, r["tokens_per_sequence"], online_reference=variant != "dpo_exp")
+            r["model_tflops"] = r["flops_per_token"] * r["tokens_per_s"] / 1e12
+            r["mfu"] = r["model_tflops"] / peak if peak else None
     record = {
-        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "steps": args.steps, "pairs": args.pairs, "batch_size": args.batch_size, "results": results,
+        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores"
+        + (f", {device}" if device else ""), "steps": args.steps, "pairs": args.pairs, "batch_size": args.batch_size,
+        "model": args.model, "architecture": args.architecture if args.model == "random" else None,
+        "arch_overrides": overrides or None, "hardware": args.hardware, "seq_len": args.seq_len,
+        "max_length": max_length, "warmup_steps": args.warmup_steps, "profiled": args.profile,
+        "shape": shape, "peak_bf16_tflops": peak, "results": results,
     }
     if "dpo_exp" in results:
         for other in ("tuned", "tutorial"):
             if other in results:
                 record[f"dpo_exp/{other}"] = round(results["dpo_exp"]["seconds"] / results[other]["seconds"], 3)
-                print(f"dpo_exp / {other}: {record[f'dpo_exp/{other}']:.2f}x")
-    with open(REPO / "benchmarks" / "results.jsonl", "a") as f:
+                line = f"dpo_exp / {other}: {record[f'dpo_exp/{other}']:.2f}x wall time"
+                if results["dpo_exp"].get("tokens_per_s") and results[other].get("tokens_per_s"):
+                    speed = results["dpo_exp"]["tokens_per_s"] / results[other]["tokens_per_s"]
+                    record[f"dpo_exp/{other} tokens_per_s"] = round(speed, 3)
+                    line += f", {speed:.2f}x steady-state tokens/s"
+                print(line)
+    if args.summary:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps(record, indent=1))
+    with open(args.results, "a") as f:
         f.write(json.dumps(record) + "\n")
 
 

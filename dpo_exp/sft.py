@@ -39,10 +39,11 @@ def sft_rows(rows: list[dict]) -> list[dict]:
 
 def train_sft(cfg: Config, *, model, tokenizer, train_rows: list[dict], run_dir: Path, peft_config):
     """The model with a trained SFT adapter (named 'default'), saved to run_dir/sft_adapter."""
-    import torch
     from datasets import Dataset
     from peft import PeftModel
     from trl import SFTConfig, SFTTrainer
+
+    from dpo_exp.train import computes_in_bf16
 
     out = run_dir / ADAPTER_DIR
     if (out / "adapter_config.json").is_file():
@@ -61,7 +62,7 @@ def train_sft(cfg: Config, *, model, tokenizer, train_rows: list[dict], run_dir:
         max_length=cfg.train.max_length,
         logging_steps=cfg.train.logging_steps,
         seed=cfg.train.seed,
-        bf16=next(model.parameters()).dtype == torch.bfloat16,
+        bf16=computes_in_bf16(cfg, model),  # 4-bit: bf16 compute over upcast fp32 weights
         use_cpu=on_cpu,
         # transformers 5's name; the old `gradient_checkpointing` warns a FutureWarning on every run.
         activation_checkpointing=cfg.hardware.gradient_checkpointing,

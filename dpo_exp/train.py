@@ -248,6 +248,16 @@ class StopOnNonFinite(TrainerCallback):
                   "Try a lower train.learning_rate or a larger beta.", file=sys.stderr, flush=True)
 
 
+def computes_in_bf16(cfg: Config, model) -> bool:
+    """Whether the trainer should run under bf16 autocast.
+
+    A 4-bit model computes in bf16 (bnb_4bit_compute_dtype), but peft's k-bit preparation upcasts
+    its remaining weights (embeddings, norms, a tied LM head) to fp32: read from the first
+    parameter, that would turn autocast off and run the LM head and LoRA layers in fp32.
+    """
+    return cfg.hardware.load_in_4bit or next(model.parameters()).dtype == torch.bfloat16
+
+
 def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_rows, run_dir: Path, run_name: str,
                   peft_config) -> DPOExpTrainer:
     import datasets
@@ -258,8 +268,8 @@ def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_
     datasets.disable_progress_bars()  # per-map bars; TRL's reference pass keeps its own progress bar
 
     on_cpu = next(model.parameters()).device.type == "cpu"
-    args = dpo_config(cfg, run_dir, has_eval=bool(eval_rows), run_name=run_name,
-                      bf16=next(model.parameters()).dtype == torch.bfloat16, use_cpu=on_cpu)
+    args = dpo_config(cfg, run_dir, has_eval=bool(eval_rows), run_name=run_name, bf16=computes_in_bf16(cfg, model),
+                      use_cpu=on_cpu)
     kl_prompts = [row["prompt"] for row in eval_rows[: cfg.eval.kl_prompts]]
     trainer = DPOExpTrainer(
         model=model,

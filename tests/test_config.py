@@ -127,6 +127,7 @@ def test_cli_help_and_cfg_job_do_not_import_the_training_stack(tmp_path):
         (["beta.value=-0.1"], r"beta\.value=-0\.1.*beta must be > 0"),
         (["model=local", "model.path=/nonexistent/model"], r"/nonexistent/model.*no config\.json"),
         (["train.nonsense=1"], r"nonsense"),
+        (["model=random", "model.architecture=nope"], r"model\.architecture='nope'.*qwen2\.5-0\.5b"),
     ],
 )
 def test_cli_bad_input_fails_fast_with_a_clear_message(args, expected, workdir):

@@ -1,8 +1,9 @@
-"""Models: the bundled SmolLM2 (integration), the tiny model, and clear errors for missing models."""
+"""Models: the bundled SmolLM2 (integration), the tiny and random models, and clear errors for missing models."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,86 @@ def test_tiny_model_chat_template_renders_the_prompt_as_a_prefix():
     # Same seed, same weights: the reference of a resumed or repeated run is the same model.
     _, again = models.build_tiny(TinyModel(), ["Is the sky blue? Yes, it is."], seed=0)
     assert all((a == b).all() for a, b in zip(model.parameters(), again.parameters()))
+
+
+# Qwen2.5-0.5B's dimensions cut down so that building and training take seconds.
+SMALL_SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "num_key_value_heads": 2, "vocab_size": 8192}
+
+
+def test_shipped_qwen_architecture_has_the_published_shape():
+    """model=random's default is Qwen2.5-0.5B's shape: 494,032,768 parameters (tied embeddings)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    values = models.architecture_config(ModelConfig(name="random", source=ModelSource.random,
+                                                    architecture="qwen2.5-0.5b"))
+    config = AutoConfig.for_model(values.pop("model_type"), **values)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads,
+            config.intermediate_size, config.vocab_size) == (896, 24, 14, 2, 4864, 151936)
+    assert config.tie_word_embeddings and config.rope_parameters["rope_theta"] == 1e6
+    with torch.device("meta"):  # no memory: the shape only
+        net = AutoModelForCausalLM.from_config(config)
+    assert type(net).__name__ == "Qwen2ForCausalLM"
+    assert sum(p.numel() for p in net.parameters()) == 494_032_768
+
+
+def test_random_model_is_built_once_per_shape_and_loads_like_a_folder(tmp_path):
+    from dpo_exp.config import Config, HardwareConfig, Device, DType
+
+    spec = ModelConfig(name="random", source=ModelSource.random, architecture="qwen2.5-0.5b",
+                       architecture_overrides=dict(SMALL_SHAPE))
+    folder = models.random_folder(spec, str(tmp_path))
+    assert folder.parent == tmp_path / "models" and (folder / "model.safetensors").is_file()
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert models.random_folder(spec, str(tmp_path)) == folder  # cached: same weights for every run
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    other = ModelConfig(name="random", source=ModelSource.random, architecture="qwen2.5-0.5b",
+                        architecture_overrides=dict(SMALL_SHAPE, num_hidden_layers=3))
+    assert models.random_folder(other, str(tmp_path)) != folder
+
+    cfg = Config(model=spec, hardware=HardwareConfig(device=Device.cpu, dtype=DType.float32))
+    cfg.paths.cache = str(tmp_path)
+    tokenizer, model, ref = models.load(cfg, corpus=[])
+    assert ref is None and type(model).__name__ == "Qwen2ForCausalLM" and model.dtype.is_floating_point
+    assert model.config.hidden_size == 64 and model.config.vocab_size == 8192 >= len(tokenizer)
+    # The tokenizer keeps sequence lengths meaningful: English is ~4 characters a token, not 1.
+    text = "Quick check: Earth has seasons because its axis is tilted, correct?"
+    assert len(tokenizer(text)["input_ids"]) < len(text) / 3
+    prompt = [{"role": "user", "content": "Is the sky blue?"}]
+    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+    assert tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": "Yes."}],
+                                         tokenize=False).startswith(head)
+
+
+def test_unknown_architecture_is_refused_with_the_shipped_ones():
+    with pytest.raises(UserError, match=r"model\.architecture='nope'.*qwen2\.5-0\.5b"):
+        models.check_available(ModelConfig(name="random", source=ModelSource.random, architecture="nope"))
+
+
+def test_tiny_model_in_4bit_goes_through_from_pretrained(monkeypatch):
+    """The 4-bit smoke run (+debug=smoke hardware=gpu_4bit) must quantize the tiny model: bitsandbytes
+    quantizes in from_pretrained, so the tiny model is saved and loaded back through it."""
+    import torch
+
+    from conftest import compose
+    from dpo_exp import config
+
+    conf = config.to_object(compose(["+experiment=sycophancy", "+debug=smoke", "hardware=gpu_4bit"]))
+    seen = {}
+
+    def fake_from_pretrained(path, cfg, device, dtype):  # no GPU here: record what would be quantized
+        from transformers import AutoModelForCausalLM
+
+        seen["files"] = sorted(p.name for p in Path(path).iterdir())
+        seen["load_in_4bit"] = cfg.hardware.load_in_4bit
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+    monkeypatch.setattr(models, "resolve_device_dtype", lambda hw: ("cpu", torch.bfloat16))
+    monkeypatch.setattr(models, "_from_pretrained", fake_from_pretrained)
+    tokenizer, model, _ = models.load(conf, corpus=["Is the sky blue? Yes, it is."])
+    assert seen["load_in_4bit"] and "config.json" in seen["files"] and "model.safetensors" in seen["files"]
+    assert model.config.hidden_size == conf.model.tiny.hidden_size
 
 
 @pytest.mark.integration

@@ -39,6 +39,22 @@ def tiny_trainer(tmp_path: Path, monkeypatch, overrides: list[str]) -> train.DPO
                                peft_config=models.peft_config(conf.lora))
 
 
+def test_4bit_training_runs_under_bf16_autocast_although_kbit_prep_upcasts_weights():
+    """gpu_4bit: peft's k-bit preparation casts embeddings and norms to fp32, so the first parameter's
+    dtype no longer says bf16; the trainer must still autocast to bf16 (the 4-bit compute dtype)."""
+    import torch
+    from peft import prepare_model_for_kbit_training
+
+    conf = config.to_object(compose([*SMOKE, "hardware=gpu_4bit"]))
+    _, model = models.build_tiny(conf.model.tiny, ["Is the sky blue? Yes, it is."], seed=0)
+    model = prepare_model_for_kbit_training(model.to(torch.bfloat16), use_gradient_checkpointing=False)
+    assert next(model.parameters()).dtype == torch.float32
+    assert train.computes_in_bf16(conf, model)
+    cpu = config.to_object(compose(SMOKE))
+    assert not train.computes_in_bf16(cpu, model)
+    assert train.computes_in_bf16(cpu, model.to(torch.bfloat16))  # a bf16 model (hardware=gpu_bf16)
+
+
 def test_kl_estimate_is_zero_untrained_and_positive_after_training(tmp_path, monkeypatch):
     trainer = tiny_trainer(tmp_path, monkeypatch, [
         "train.max_steps=30", "train.learning_rate=5e-3", "eval.at_start=false", "train.eval_steps=1000",
