@@ -418,8 +418,11 @@ def main() -> int:
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the profiled extra step")
     parser.add_argument("--arch-override", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--keep-work", action="store_true", help="keep the work folder (outputs, caches, logs)")
-    parser.add_argument("--deadline-s", type=float, default=540.0, help="skip stages that would end later than this")
+    parser.add_argument("--deadline-s", type=float, default=None,
+                        help="skip stages that would end later than this (default 540; dry run: none)")
     args = parser.parse_args()
+    if args.deadline_s is None:  # a device command may run 600 s; a CPU dry run on a busy machine takes longer
+        args.deadline_s = 3600.0 if args.dry_run else 540.0
     if args.dry_run:  # tiny shapes unless the caller chose some
         args.arch_override = args.arch_override or TINY_SHAPE
         args.steps, args.warmup, args.batch_size, args.seq_len = min(args.steps, 2), min(args.warmup, 1), 2, 64

@@ -36,7 +36,7 @@ def test_dry_run_runs_every_stage_and_returns_the_report_the_device_call_would(t
     out = tmp_path / "OUT"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     # What comes back from a device call: at most 8 files, plain names, no deeper than 2 folders.
     files = sorted(p.name for p in out.rglob("*"))
