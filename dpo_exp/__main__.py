@@ -1,7 +1,7 @@
 """`python -m dpo_exp`: one DPO run (or, with -m, a sweep of runs), top to bottom.
 
     1. compose and validate the config         dpo_exp.config   (conf/ + structured schema)
-    2. load and check the preference data      dpo_exp.data
+    2. load and check the preference data      dpo_exp.data     (+ the data audit, dpo_exp.data.audit)
     3. open the MLflow run                     dpo_exp.tracking
     4. load the model and tokenizer            dpo_exp.models
     5. train with TRL's DPOTrainer             dpo_exp.train    (KL estimate at every evaluation)
@@ -37,6 +37,7 @@ config.register()
 
 def run(cfg: DictConfig) -> dict:
     from dpo_exp import data, models, tracking
+    from dpo_exp.data import audit as data_audit
     from dpo_exp.eval import behaviour
 
     hydra_cfg = HydraConfig.get()
@@ -55,6 +56,7 @@ def run(cfg: DictConfig) -> dict:
         if metric is not None:
             plugins.require_fields(metric, "eval.behaviour", heldout, conf.data.heldout_path)
         models.check_available(conf.model)
+        audit = data_audit.pretrain(conf, splits, heldout)  # data.audit: tokenizer only, seconds; error mode stops here
     except UserError as e:
         if sweeping:  # the sweep summary lists this job as FAILED, with the reason
             tracking.record_failed_run(cfg, uri=uri, run_name=run_name, parent_run_id=parent_run_id, error=str(e))
@@ -97,6 +99,8 @@ def run(cfg: DictConfig) -> dict:
             state.save(run_dir)
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
             tracking.log_text_artifact(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            if audit is not None:  # the audit ran before the run existed: its findings join the run now
+                data_audit.log_to_active_run(audit, data_audit.write(audit, run_dir / "audit"), "audit")
             summary = train_and_evaluate(conf, splits, heldout, run_dir, run_name, metric)
             summary.update(run_id=run_id, run_dir=str(run_dir), minutes=(time.time() - started) / 60)
             if metric is not None:  # what print_summary shows, also when a finished run is found again

@@ -91,6 +91,13 @@ class OnError(str, Enum):
     skip = "skip"  # skip malformed rows, count them, and report the count
 
 
+class AuditMode(str, Enum):
+    # In a YAML file write 'off' in quotes: YAML reads a bare off as false.
+    warn = "warn"  # audit the splits before loading the model, report and log the findings, train anyway
+    error = "error"  # ... and stop before loading the model when a check is at severity error
+    off = "off"  # no pre-train audit
+
+
 # --- groups ------------------------------------------------------------------------------------
 
 
@@ -173,6 +180,7 @@ class DataConfig:
     on_error: OnError = OnError.error
     system_prompt: Optional[str] = None  # prepended as a system message to every prompt
     heldout_path: Optional[str] = None  # held-out claims/prompts for before/after generations
+    audit: AuditMode = AuditMode.warn  # pre-train data audit (dpo_exp.data.audit) before the model loads
 
 
 @dataclass
@@ -223,6 +231,43 @@ class EvalConfig:
 
 
 @dataclass
+class Threshold:
+    """Severity of one audit check from its value (a share of pairs or prompts, 0..1): above `error`
+    it is an error, above `warn` a warning, else ok. warn=0 means any finding at all warns."""
+
+    warn: float = 0.0
+    error: float = 0.0
+
+
+def _threshold(warn: float, error: float):
+    return field(default_factory=lambda: Threshold(warn, error))
+
+
+@dataclass
+class AuditConfig:
+    """Checks of `python -m dpo_exp.audit` and of the pre-train audit (`data.audit`): see dpo_exp.data.audit."""
+
+    ngram: int = 8  # decontamination: runs of this many words (n-grams) of eval/held-out vs train prompts
+    ngram_overlap: float = 0.2  # a prompt overlaps train when this share of its n-grams occurs in train prompts
+    near_duplicate_jaccard: float = 0.8  # pairs whose word-shingle Jaccard similarity is at least this
+    shingle_words: int = 3  # words per shingle for the near-duplicate MinHash
+    minhash_perm: int = 128  # MinHash permutations (more: fewer missed near-duplicates, slower)
+    max_examples: int = 5  # rows listed per check in the report
+    malformed: Threshold = _threshold(0.0, 0.0)  # rows training cannot read (bad JSON, missing keys, ...)
+    empty: Threshold = _threshold(0.0, 0.0)  # empty or whitespace-only prompt or reply
+    identical: Threshold = _threshold(0.0, 0.0)  # chosen == rejected as written
+    identical_truncated: Threshold = _threshold(0.0, 0.02)  # equal after truncation at train.max_length
+    exact_duplicates: Threshold = _threshold(0.0, 0.1)  # a pair repeated (whitespace aside)
+    near_duplicates: Threshold = _threshold(0.0, 0.3)  # a pair nearly repeating an earlier one
+    prompt_too_long: Threshold = _threshold(0.0, 0.05)  # prompt alone fills train.max_length: TRL drops the pair
+    completion_truncated: Threshold = _threshold(0.0, 0.25)  # chosen or rejected cut at train.max_length
+    length_bias: Threshold = _threshold(0.65, 0.8)  # share of pairs whose longer reply is on the majority side
+    eval_overlap: Threshold = _threshold(0.0, 0.8)  # eval prompts overlapping train prompts (audit.ngram_overlap)
+    heldout_overlap: Threshold = _threshold(0.0, 0.1)  # held-out prompts overlapping train prompts
+    flattened_prompts: Threshold = _threshold(0.0, 0.1)  # multi-turn prompts squashed into one turn or dropped
+
+
+@dataclass
 class TrackingConfig:
     uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
     experiment: str = "dpo_exp"
@@ -248,6 +293,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     stage: Stage = Stage.dpo
     sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     resume: bool = False  # continue the last unfinished run of this exact config
@@ -368,6 +414,24 @@ def validate(cfg: Config) -> None:
     for key in ("kl_prompts", "kl_samples_per_prompt", "kl_max_new_tokens", "max_new_tokens"):
         if getattr(cfg.eval, key) < 0:
             bad(f"eval.{key}", getattr(cfg.eval, key), "must be >= 0", f"use eval.{key}=0 to turn it off")
+    validate_audit(cfg.audit, bad)
+
+
+def validate_audit(a: AuditConfig, bad) -> None:
+    for key in ("ngram", "shingle_words", "max_examples"):
+        if getattr(a, key) < 1:
+            bad(f"audit.{key}", getattr(a, key), "must be >= 1", f"use a positive integer for audit.{key}")
+    if a.minhash_perm < 16:
+        bad("audit.minhash_perm", a.minhash_perm, "too few permutations for a usable MinHash", "use e.g. 128")
+    if not 0 < a.ngram_overlap <= 1:
+        bad("audit.ngram_overlap", a.ngram_overlap, "a share in (0, 1]", "use e.g. audit.ngram_overlap=0.2")
+    if not 0 < a.near_duplicate_jaccard <= 1:
+        bad("audit.near_duplicate_jaccard", a.near_duplicate_jaccard, "a Jaccard similarity in (0, 1]",
+            "use e.g. audit.near_duplicate_jaccard=0.8")
+    for name, t in vars(a).items():
+        if isinstance(t, Threshold) and not 0 <= t.warn <= t.error <= 1:
+            bad(f"audit.{name}", f"warn={t.warn}, error={t.error}", "thresholds are shares in [0, 1] with warn <= error",
+                f"set e.g. audit.{name}.warn=0.05 audit.{name}.error=0.2")
 
 
 def to_object(cfg: DictConfig) -> Config:
@@ -409,6 +473,8 @@ def describe_overrides(overrides: list[str]) -> str:
 
 
 def fingerprint(cfg: DictConfig | Config) -> str:
-    """Stable id of what a run computes: same config (ignoring `resume`) = same fingerprint."""
-    params = {k: v for k, v in flatten(cfg).items() if k != "resume"}
+    """Stable id of what a run computes: same config (ignoring `resume` and the data audit's settings,
+    which change no result) = same fingerprint."""
+    params = {k: v for k, v in flatten(cfg).items()
+              if k != "resume" and k != "data.audit" and not k.startswith("audit.")}
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]

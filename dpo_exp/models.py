@@ -102,9 +102,13 @@ def resolve_device_dtype(hw: HardwareConfig) -> tuple[str, "torch.dtype"]:
     return device, dtype
 
 
+def bundled_target(cache_dir: str) -> Path:
+    return Path(os.path.expanduser(cache_dir)) / "models" / BUNDLED_CACHE_NAME
+
+
 def bundled_folder(cache_dir: str) -> Path:
     """Safetensors folder converted from the bundled GGUF, created on first use."""
-    target = Path(os.path.expanduser(cache_dir)) / "models" / BUNDLED_CACHE_NAME
+    target = bundled_target(cache_dir)
     if (target / "config.json").is_file():
         return target
     gguf = bundled_gguf()
@@ -294,11 +298,7 @@ def load(cfg: Config, corpus: list[str]):
             # A separate frozen reference: TRL would otherwise drop it when reference log-probs
             # are precomputed, and the KL estimate needs it after training.
             ref_model = _from_pretrained(path, cfg, device, dtype)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = CHATML_TEMPLATE
-    tokenizer.padding_side = "left"  # batched generation; TRL's collator pads on its own
+    _finish_tokenizer(tokenizer)
     if cfg.hardware.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 
@@ -306,6 +306,39 @@ def load(cfg: Config, corpus: list[str]):
     if ref_model is not None:
         ref_model.eval().requires_grad_(False)
     return tokenizer, model, ref_model
+
+
+def _finish_tokenizer(tokenizer) -> None:
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.padding_side = "left"  # batched generation; TRL's collator pads on its own
+
+
+def load_tokenizer(cfg: Config, corpus: list[str]):
+    """The tokenizer `load` would return, without loading any weights (for the data audit: seconds), or None.
+
+    The bundled model's tokenizer comes from its converted folder when that exists, else straight from
+    the GGUF file (converting would load the model)."""
+    from transformers import AutoTokenizer
+
+    if cfg.model.source == ModelSource.tiny:
+        tokenizer = train_tiny_tokenizer(corpus, cfg.model.tiny.vocab_size)
+    elif cfg.model.source == ModelSource.bundled:
+        folder = bundled_target(cfg.paths.cache)
+        if (folder / "config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        else:
+            gguf = bundled_gguf()
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    elif cfg.model.source == ModelSource.pretrained:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, revision=cfg.model.revision,
+                                                  trust_remote_code=cfg.model.trust_remote_code)
+    else:
+        return None  # a source this function does not know yet: the audit skips its token checks
+    _finish_tokenizer(tokenizer)
+    return tokenizer
 
 
 def peft_config(lora: LoraConfig):

@@ -27,11 +27,13 @@ def compose(overrides: list[str]):
         return hydra_compose(config_name="config", overrides=overrides)
 
 
-def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `python -m dpo_exp` as a user would, from `cwd`, with its own MLflow store there."""
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600,
+            module: str = "dpo_exp") -> subprocess.CompletedProcess:
+    """Run `python -m <module>` (default: dpo_exp, training) as a user would, from `cwd`, with its own
+    MLflow store there."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     full_env.update({"PYTHONPATH": str(REPO), "TQDM_DISABLE": "1", **(env or {})})  # env may replace them
-    return subprocess.run([sys.executable, "-m", "dpo_exp", *args], cwd=cwd, env=full_env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
 
 

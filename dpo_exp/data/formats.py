@@ -28,7 +28,9 @@ split of a DatasetDict); a folder of data files; or a hub dataset id.
 
 Malformed rows (invalid JSON, a missing key, a wrong type, empty text, chosen identical to rejected, an
 unknown role) stop the run with the file, the line and the fix. `data.on_error=skip` skips them instead;
-they are counted, logged and returned, never dropped silently.
+they are counted, logged and returned, never dropped silently. `canonicalise_each` returns every row with
+its location, or with why it is malformed, for the audit (which reports them all) and convert (which keeps
+each row's extra fields).
 
 `datasets` is imported only where it is needed, so importing this module stays fast. Splitting, filtering
 (`data.where`) and the train/eval split live in `dpo_exp.data.splits`.
@@ -86,8 +88,7 @@ def canonicalise(raw: list[Raw], fmt: DataFormat | str, on_error: OnError | str,
             rows.append(_canonical(item, fmt, system_prompt))
         except RowError as err:
             if not skip:
-                raise UserError(f"Malformed row at {item.where} ({read_as}): {err.problem}. "
-                                f"Fix: {err.fix}, {SKIP_HINT}.") from None
+                raise malformed_row(item, err, read_as) from None
             problems[err.kind] += 1
             first_problem = first_problem or f"{item.where}: {err.problem}"
 
@@ -101,6 +102,29 @@ def canonicalise(raw: list[Raw], fmt: DataFormat | str, on_error: OnError | str,
         log.warning("Skipped %d of %d rows of %s as malformed (data.on_error=skip): %s. First: %s",
                     skipped, len(raw), shown, kinds, first_problem)
     return rows, skipped, fmt
+
+
+def canonicalise_each(raw: list[Raw], fmt: DataFormat | str, system_prompt: str | None,
+                      shown: str) -> tuple[list[tuple[Raw, dict]], list[tuple[Raw, RowError]], DataFormat]:
+    """Every row canonicalised, or with the reason it cannot be: for the commands that report bad rows
+    instead of stopping at the first (the audit) or need each row's source (convert, for its extra fields).
+    Returns ([(raw, canonical row)], [(raw, RowError)], format used)."""
+    fmt = as_enum(DataFormat, fmt, "data.format")
+    if fmt == DataFormat.auto:
+        fmt = _detect_format(raw, shown, skip=True)
+    good: list[tuple[Raw, dict]] = []
+    bad: list[tuple[Raw, RowError]] = []
+    for item in raw:
+        try:
+            good.append((item, _canonical(item, fmt, system_prompt)))
+        except RowError as err:
+            bad.append((item, err))
+    return good, bad, fmt
+
+
+def malformed_row(item: Raw, err: RowError, read_as: str) -> UserError:
+    """The error that stops a run at a malformed row (data.on_error=error)."""
+    return UserError(f"Malformed row at {item.where} ({read_as}): {err.problem}. Fix: {err.fix}, {SKIP_HINT}.")
 
 
 def prompt_row(item: Raw, system_prompt: str | None) -> dict:

@@ -20,6 +20,7 @@ class Splits:
     eval: list[dict]  # canonical rows (may be empty when eval_fraction == 0 and no eval_path)
     skipped: int  # malformed rows skipped (on_error=skip), train + eval files together
     source: str  # human-readable description, e.g. "pairs.jsonl (320 rows, format conversational)"
+    read: int = 0  # rows read (after data.where, before data.max_rows), malformed ones included
 
 
 def load_pairs(
@@ -54,12 +55,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
 
     rows, skipped, fmt = read(cfg.path)
     n_read = len(rows)
-    random.Random(seed).shuffle(rows)
-    if cfg.max_rows is not None:
-        if cfg.max_rows < 1:
-            raise UserError(f"Invalid config value data.max_rows={cfg.max_rows}: must be >= 1 or null. "
-                            "Fix: use e.g. data.max_rows=200, or data.max_rows=null to read every row.")
-        rows = rows[: cfg.max_rows]
+    rows = shuffle_and_cap(rows, cfg.max_rows, seed)
     source = _describe(cfg.path, n_read, len(rows), fmt)
     if where:
         source += f", data.where {show_where(where)}"
@@ -67,10 +63,24 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     if cfg.eval_path:
         eval_rows, eval_skipped, eval_fmt = read(cfg.eval_path)
         source += "; eval " + _describe(cfg.eval_path, len(eval_rows), len(eval_rows), eval_fmt)
-        return Splits(train=rows, eval=eval_rows, skipped=skipped + eval_skipped, source=source)
+        return Splits(train=rows, eval=eval_rows, skipped=skipped + eval_skipped, source=source,
+                      read=n_read + skipped + len(eval_rows) + eval_skipped)
 
     n_eval = eval_size(len(rows), cfg.eval_fraction)
-    return Splits(train=rows[n_eval:], eval=rows[:n_eval], skipped=skipped, source=source)
+    return Splits(train=rows[n_eval:], eval=rows[:n_eval], skipped=skipped, source=source, read=n_read + skipped)
+
+
+def shuffle_and_cap(items: list, max_rows: int | None, seed: int) -> list:
+    """The seeded shuffle and `data.max_rows` cap of `load_splits`, on any list of rows (the audit shuffles
+    rows paired with their file locations, and must land on the same split)."""
+    items = list(items)
+    random.Random(seed).shuffle(items)  # the permutation depends only on the seed and the length
+    if max_rows is not None:
+        if max_rows < 1:
+            raise UserError(f"Invalid config value data.max_rows={max_rows}: must be >= 1 or null. "
+                            "Fix: use e.g. data.max_rows=200, or data.max_rows=null to read every row.")
+        items = items[:max_rows]
+    return items
 
 
 def load_heldout(path: str, system_prompt: str | None = None) -> list[dict]:
