@@ -609,7 +609,8 @@ def standalone(conf: Config, out_dir: Path) -> Report:
         pairs += [Pair("eval" if i < n_eval else "train", item.where, row, order)
                   for i, (order, item, row) in enumerate(rows)]
     heldout = load_heldout(d.heldout_path, d.system_prompt) if d.heldout_path else []
-    tokenizer = tokenizer_for(conf, pairs)  # the tiny model's is trained on the rows in training's order
+    # the tiny model's tokenizer is trained on the rows, in training's order: train split, then eval
+    tokenizer = tokenizer_for(conf, [p for p in pairs if p.split == "train"] + [p for p in pairs if p.split == "eval"])
     pairs.sort(key=lambda p: p.order)  # report in file order: "line 9 repeats line 4", not the other way round
     source = f"{d.path} (format {fmts[0]})" + (f"; eval {d.eval_path} (format {fmts[1]})" if d.eval_path else "")
     report = audit(pairs, cfg=conf.audit, tokenizer=tokenizer, tokenizer_name=conf.model.name if tokenizer else "none",
