@@ -159,24 +159,17 @@ def architecture_config(model: ModelConfig) -> dict[str, Any]:
     return values
 
 
-def random_folder(model: ModelConfig, cache_dir: str) -> Path:
-    """Folder with random weights in `model.architecture` and its tokenizer, created on first use.
-
-    Keyed by the architecture's values (overrides included): every run, and every plain-TRL script
-    of benchmarks/bench_trl.py, that asks for the same shape loads the same weights.
-    """
+def random_target(model: ModelConfig, cache_dir: str) -> Path:
+    """Where `random_folder` keeps the weights of `model.architecture` (built or not)."""
     values = architecture_config(model)
     key = hashlib.sha256(json.dumps([values, RANDOM_WEIGHTS_SEED, RANDOM_TOKENIZER_VOCAB, RANDOM_CACHE_VERSION],
                                     sort_keys=True).encode()).hexdigest()[:12]
     stem = Path(model.architecture or "random").name.removesuffix(".json")
-    target = Path(os.path.expanduser(cache_dir)) / "models" / f"random-{stem}-{key}"
-    if (target / "config.json").is_file():
-        return target
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    return Path(os.path.expanduser(cache_dir)) / "models" / f"random-{stem}-{key}"
 
-    print(f"[dpo_exp] building random weights in the shape of {model.architecture} once into {target} ...",
-          flush=True)
+
+def random_tokenizer(values: dict[str, Any]):
+    """The tokenizer of a random model: a byte-level BPE trained on the shipped pairs."""
     corpus = [m["content"] for line in SHIPPED_PAIRS.read_text().splitlines() if line.strip()
               for part in ("prompt", "chosen", "rejected") for m in json.loads(line)[part]]
     vocab_size = int(values.get("vocab_size", RANDOM_TOKENIZER_VOCAB))
@@ -184,6 +177,25 @@ def random_folder(model: ModelConfig, cache_dir: str) -> Path:
     if len(tokenizer) > vocab_size:
         raise UserError(f"model.architecture_overrides: vocab_size={vocab_size} is smaller than the random model's "
                         f"tokenizer ({len(tokenizer)} tokens). Fix: use vocab_size >= {len(tokenizer)}.")
+    return tokenizer
+
+
+def random_folder(model: ModelConfig, cache_dir: str) -> Path:
+    """Folder with random weights in `model.architecture` and its tokenizer, created on first use.
+
+    Keyed by the architecture's values (overrides included): every run, and every plain-TRL script
+    of benchmarks/bench_trl.py, that asks for the same shape loads the same weights.
+    """
+    values = architecture_config(model)
+    target = random_target(model, cache_dir)
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    print(f"[dpo_exp] building random weights in the shape of {model.architecture} once into {target} ...",
+          flush=True)
+    tokenizer = random_tokenizer(values)
     values = dict(values, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                   pad_token_id=tokenizer.pad_token_id)
     model_type = values.pop("model_type")
@@ -332,6 +344,12 @@ def load_tokenizer(cfg: Config, corpus: list[str]):
         else:
             gguf = bundled_gguf()
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    elif cfg.model.source == ModelSource.random:  # the folder's tokenizer, or the same one built afresh
+        folder = random_target(cfg.model, cfg.paths.cache)
+        if (folder / "config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        else:
+            tokenizer = random_tokenizer(architecture_config(cfg.model))
     elif cfg.model.source == ModelSource.pretrained:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, revision=cfg.model.revision,
                                                   trust_remote_code=cfg.model.trust_remote_code)

@@ -320,3 +320,19 @@ def test_the_hh_rlhf_preset_reads_the_sample_despite_its_malformed_rows(tmp_path
     conf = config.to_object(compose(["+experiment=hh_rlhf", f"data.path={HH_RLHF}"]))
     splits = load_splits(conf.data, conf.train.seed)
     assert (len(splits.train) + len(splits.eval), splits.skipped, splits.read) == (400, 9, 2312)
+
+
+def test_the_random_model_audits_with_the_tokenizer_it_trains_with(tmp_path, monkeypatch):
+    """model=random: the audit's tokenizer, before and after the weights folder exists, is the folder's."""
+    from dpo_exp import models
+
+    monkeypatch.chdir(tmp_path)
+    small = "model.architecture_overrides={num_hidden_layers: 1, hidden_size: 64, intermediate_size: 128, " \
+            "num_attention_heads: 2, num_key_value_heads: 1}"
+    conf = config.to_object(compose(["model=random", small, f"paths.cache={tmp_path / 'cache'}"]))
+    before = models.load_tokenizer(conf, [])
+    folder = models.random_folder(conf.model, conf.paths.cache)
+    from transformers import AutoTokenizer
+
+    assert before.get_vocab() == AutoTokenizer.from_pretrained(folder).get_vocab()
+    assert models.load_tokenizer(conf, []).get_vocab() == before.get_vocab()
