@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from dpo_exp import config, plugins, runs
+from dpo_exp import config, distributed, plugins, runs
 from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
 from dpo_exp.config import UserError
 from dpo_exp.sweep import PARENT_ENV
@@ -50,6 +50,7 @@ def run(cfg: DictConfig) -> dict:
         # 1. config (the behaviour metric is a plug-in: built now, so a bad one fails before any work)
         conf = config.to_object(cfg)
         metric = behaviour.from_config(conf.eval.behaviour)
+        distributed.check(conf)
         # 2. data (every row parsed and checked before any model work)
         splits = data.load_splits(conf.data, conf.train.seed)
         heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt) if conf.data.heldout_path else []
@@ -68,7 +69,9 @@ def run(cfg: DictConfig) -> dict:
     resume_from = None
     state = runs.new_state(fingerprint, uri)
     if conf.resume or sweeping:  # in a sweep, finished jobs are skipped and failed ones resumed
-        previous = runs.find_previous(Path(conf.paths.outputs).resolve(), fingerprint, exclude=run_dir)
+        # A sweep job's own directory counts: a Slurm job requeued after a timeout continues in it.
+        previous = distributed.from_main(lambda: runs.find_previous(
+            Path(conf.paths.outputs).resolve(), fingerprint, exclude=None if sweeping else run_dir))
         if previous and previous[1].status == "finished":
             log(f"this config already finished in {previous[0]}; nothing to do (skipped).")
             if parent_run_id and previous[1].mlflow_run_id:  # list it under this sweep's parent too
@@ -97,7 +100,8 @@ def run(cfg: DictConfig) -> dict:
                                  command=command, run_id=state.mlflow_run_id, parent_run_id=parent_run_id) as run_id:
             state.mlflow_run_id, state.status = run_id, "running"
             state.save(run_dir)
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            if distributed.is_main():
+                OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
             tracking.log_text_artifact(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             if audit is not None:  # the audit ran before the run existed: its findings join the run now
                 data_audit.log_to_active_run(audit, data_audit.write(audit, run_dir / "audit"), "audit")
@@ -111,6 +115,8 @@ def run(cfg: DictConfig) -> dict:
         raise
     state.status, state.summary = "finished", summary
     state.save(run_dir)
+    if not distributed.is_main():
+        return summary
     print_summary(summary, uri)
     if conf.stage == config.Stage.sft_dpo and heldout:
         three_way(list(hydra_cfg.overrides.task), run_dir)
@@ -158,6 +164,7 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir
                                   train_rows=splits.train, eval_rows=splits.eval, run_dir=run_dir,
                                   run_name=run_name, peft_config=peft_config)
     tracking.log_dict_artifact(trainer.args.to_dict(), "dpo_config.json")
+    distributed.report(trainer)
     tracking.set_tags({f"dpo_exp.ref_logps.{split}": how for split, how in trainer.ref_cache_events.items()})
     checkpoint = runs.last_checkpoint(run_dir)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -277,5 +284,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv = numeric_beta(sys.argv)
+    try:
+        sys.argv = distributed.setup(numeric_beta(sys.argv))  # torchrun / accelerate launch: join the group
+    except UserError as e:
+        print(f"\ndpo_exp: error: {e}\n", file=sys.stderr, flush=True)
+        sys.exit(2)
     main()

@@ -6,13 +6,15 @@ rule, argument rewriting) lives here. Importing this module stays cheap (no torc
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 
 
 def log(msg: str) -> None:
-    """The one console line format of every dpo_exp command."""
-    print(f"[dpo_exp] {msg}", flush=True)
+    """The one console line format of every dpo_exp command (rank 0's alone in a multi-process run)."""
+    if os.environ.get("RANK", "0") == "0":  # torchrun / accelerate launch set RANK (dpo_exp.distributed)
+        print(f"[dpo_exp] {msg}", flush=True)
 
 
 def raise_interrupt(signum, frame):

@@ -138,6 +138,21 @@ class HardwareConfig:
     num_threads: Optional[int] = None  # torch CPU threads; None = torch's default
 
 
+class Strategy(str, Enum):
+    ddp = "ddp"  # data parallel: a full copy per process, gradients averaged (plain training with one process)
+    zero2 = "zero2"  # DeepSpeed ZeRO-2: optimizer state and gradients sharded across processes
+    zero3 = "zero3"  # DeepSpeed ZeRO-3: weights sharded too
+    fsdp = "fsdp"  # PyTorch FSDP2 (CUDA GPUs only)
+
+
+@dataclass
+class DistributedConfig:
+    """How N processes (torchrun / accelerate launch) share one run; see dpo_exp/distributed.py."""
+
+    strategy: Strategy = Strategy.ddp
+    offload: bool = False  # zero2: optimizer state in CPU memory; zero3/fsdp: weights too
+
+
 @dataclass
 class LoraConfig:
     enabled: bool = True  # false = full fine-tuning with a separate frozen reference model
@@ -285,6 +300,7 @@ class PathsConfig:
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     beta: BetaConfig = field(default_factory=BetaConfig)

@@ -93,11 +93,15 @@ def resolve_device_dtype(hw: HardwareConfig) -> tuple[str, "torch.dtype"]:
             "of torch on a GPU machine (see README, GPU setup)."
         )
     device = "cuda" if hw.device == Device.cuda or (hw.device == Device.auto and cuda) else "cpu"
+    if device == "cuda":
+        from dpo_exp.distributed import local_rank
+
+        device = f"cuda:{local_rank()}"  # one GPU per process under torchrun / accelerate launch
     if hw.dtype == DType.auto:
-        dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
     else:
         dtype = getattr(torch, hw.dtype.value)
-    if hw.load_in_4bit and device != "cuda":
+    if hw.load_in_4bit and not device.startswith("cuda"):
         raise UserError("hardware.load_in_4bit=true needs a CUDA GPU. Fix: use hardware=cpu or hardware=auto here.")
     return device, dtype
 
@@ -265,7 +269,9 @@ def _from_pretrained(path: str, cfg: Config, device: str, dtype: "torch.dtype", 
             load_in_4bit=True, bnb_4bit_quant_type=cfg.hardware.bnb_4bit_quant_type,
             bnb_4bit_use_double_quant=cfg.hardware.bnb_4bit_use_double_quant, bnb_4bit_compute_dtype=torch.bfloat16,
         )
-        kwargs["device_map"] = {"": 0}
+        from dpo_exp.distributed import local_rank
+
+        kwargs["device_map"] = {"": local_rank()}  # the whole 4-bit model on this process's GPU
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs, **extra)
     except OSError as e:

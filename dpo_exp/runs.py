@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dpo_exp import distributed
+
 STATE_FILE = "run_state.json"
 
 
@@ -27,6 +29,8 @@ class RunState:
     summary: dict | None = None
 
     def save(self, run_dir: Path) -> None:
+        if not distributed.is_main():  # one run, one state file: rank 0's
+            return
         run_dir.mkdir(parents=True, exist_ok=True)
         tmp = run_dir / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2))

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -21,12 +22,25 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
+from dpo_exp import distributed
 from dpo_exp.config import Config, UserError, flatten
 
 # Tags every run carries, for finding runs without knowing their ids.
 TAG_FINGERPRINT = "dpo_exp.fingerprint"
 TAG_RUN_DIR = "dpo_exp.run_dir"
 TAG_COMMAND = "dpo_exp.command"
+
+
+def on_main_process(fn):
+    """In a multi-process run only rank 0 writes to MLflow; elsewhere the call does nothing.
+
+    Without this guard the fluent API would quietly start one extra MLflow run per rank.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs) if distributed.is_main() else None
+
+    return wrapper
 
 
 def resolve_uri(cfg: Config) -> str:
@@ -89,7 +103,12 @@ def get_or_create_experiment(client, name: str, uri: str) -> str:
 @contextlib.contextmanager
 def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_dir: Path, command: str,
                run_id: str | None = None, parent_run_id: str | None = None) -> Iterator[str]:
-    """Start (or, with `run_id`, reopen) the run; yield its id; end it FINISHED, FAILED or KILLED."""
+    """Start (or, with `run_id`, reopen) the run; yield its id; end it FINISHED, FAILED or KILLED.
+
+    Ranks > 0 of a multi-process run yield None and touch nothing (rank 0 owns the run)."""
+    if not distributed.is_main():
+        yield None
+        return
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -125,6 +144,7 @@ def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_di
         del active
 
 
+@on_main_process
 def record_failed_run(cfg, *, uri: str, run_name: str, parent_run_id: str | None, error: str) -> None:
     """A FAILED run for a sweep job that stopped before training (e.g. an invalid value in the grid)."""
     from mlflow.entities import Param
@@ -144,24 +164,28 @@ def record_failed_run(cfg, *, uri: str, run_name: str, parent_run_id: str | None
     client.set_terminated(run.info.run_id, status="FAILED")
 
 
+@on_main_process
 def set_parent(uri: str, run_id: str, parent_run_id: str) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient(uri).set_tag(run_id, "mlflow.parentRunId", parent_run_id)
 
 
+@on_main_process
 def log_dict_artifact(data, name: str) -> None:
     import mlflow
 
     mlflow.log_dict(data, name)
 
 
+@on_main_process
 def log_text_artifact(text: str, name: str) -> None:
     import mlflow
 
     mlflow.log_text(text, name)
 
 
+@on_main_process
 def log_table(rows: list[dict], name: str) -> None:
     """A table the MLflow UI renders (artifact view and the evaluation tab)."""
     import mlflow
@@ -172,6 +196,7 @@ def log_table(rows: list[dict], name: str) -> None:
                           for c in columns}, artifact_file=name)
 
 
+@on_main_process
 def set_tags(tags: dict[str, str]) -> None:
     import mlflow
 
@@ -179,13 +204,31 @@ def set_tags(tags: dict[str, str]) -> None:
         mlflow.set_tags(tags)
 
 
+@on_main_process
 def log_metrics(metrics: dict[str, float], step: int) -> None:
     import mlflow
 
     mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
+@on_main_process
 def log_folder(path: Path, artifact_path: str) -> None:
     import mlflow
 
     mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+
+
+@on_main_process
+def log_run_params(params: dict[str, str]) -> None:
+    """Params known only once training is set up (processes, global batch).
+
+    A resumed run that changes one (e.g. fewer GPUs) keeps the first value, as MLflow params are
+    immutable, and records the new one as a tag `dpo_exp.resumed.<key>`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for key, value in params.items():
+        try:
+            mlflow.log_param(key, value)
+        except MlflowException:
+            mlflow.set_tag(f"dpo_exp.resumed.{key}", value)

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from transformers import TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
-from dpo_exp import evaluate
+from dpo_exp import distributed, evaluate
 from dpo_exp.config import Config
 from dpo_exp.monitor import DPOMonitor
 
@@ -82,6 +83,8 @@ def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf1
         disable_tqdm=True,  # ConsoleProgress prints one line per log step instead
         dataloader_num_workers=0,
         save_only_model=False,  # optimizer and scheduler state too: resume continues exactly
+        **distributed.trainer_args(cfg),  # DDP / DeepSpeed ZeRO / FSDP, from distributed.strategy
+        **distributed.prepare_accelerator_state(cfg),
     )
 
 
@@ -143,37 +146,69 @@ class DPOExpTrainer(DPOTrainer):
     def _precompute_ref_logps(self, dataset, name: str, batch_size: int):
         """TRL's reference pass, cached under `paths.cache/ref_logps` by what the reference sees.
 
-        The key covers the reference weights (LoRA excluded), the tokenized data and the batch
-        size, and nothing else: jobs of a sweep over beta, learning rate, loss or seed share it.
+        The key covers the reference weights (LoRA excluded), the tokenized data, the batch size and
+        LD-DPO's alpha (it weights the reference's tokens), and nothing else: jobs of a sweep over
+        beta, learning rate, loss or seed share it. With N processes rank 0 decides hit or miss
+        (holding the file lock, which parallel sweep jobs wait on), on a miss every rank computes
+        its share (TRL's gather is a collective), and rank 0 alone writes the file.
         """
         if self.ref_cache_dir is None:
-            return self._compute_ref_logps(dataset, name, batch_size)
+            return self._with_ref_columns(dataset, self._compute_ref_logps(dataset, name, batch_size))
         if not hasattr(self, "_ref_weights_hash"):
             self._ref_weights_hash = base_weights_hash(self.ref_model or self.model)
-        key = hashlib.sha256(f"{self._ref_weights_hash}:{dataset_hash(dataset)}:{batch_size}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{self._ref_weights_hash}:{dataset_hash(dataset)}:{batch_size}:{self.ld_alpha}".encode()
+                             ).hexdigest()[:24]
         path = self.ref_cache_dir / f"{key}.pt"
-        with file_lock(self.ref_cache_dir / f"{key}.lock"):
-            if path.is_file():
-                cached = torch.load(path)
+        lock = file_lock(self.ref_cache_dir / f"{key}.lock") if distributed.is_main() else contextlib.nullcontext()
+        with lock:
+            cached = distributed.from_main(lambda: torch.load(path) if path.is_file() else None)
+            if cached is not None:
                 self.ref_cache_events[name] = "cached"
-                print(f"[dpo_exp] reference log-probs for {name}: reused from {path}", flush=True)
+                if distributed.is_main():
+                    print(f"[dpo_exp] reference log-probs for {name}: reused from {path}", flush=True)
             else:
-                out = self._compute_ref_logps(dataset, name, batch_size)
-                cached = {"chosen": [float(x) for x in out["ref_chosen_logps"]],
-                          "rejected": [float(x) for x in out["ref_rejected_logps"]]}
-                tmp = path.with_suffix(f".tmp{id(self)}")
-                torch.save(cached, tmp)
-                tmp.replace(path)
+                cached = self._compute_ref_logps(dataset, name, batch_size)
                 self.ref_cache_events[name] = "computed"
-                return out
-        return dataset.add_column("ref_chosen_logps", cached["chosen"]).add_column(
-            "ref_rejected_logps", cached["rejected"])
+                if distributed.is_main():
+                    tmp = path.with_suffix(f".tmp{os.getpid()}")
+                    torch.save(cached, tmp)
+                    tmp.replace(path)
+        return self._with_ref_columns(dataset, cached)
 
-    def _compute_ref_logps(self, dataset, name: str, batch_size: int):
-        # TRL's pass iterates a DataLoader, which draws a seed from torch's global RNG. Forked, so the
-        # training stream (LoRA dropout, batch order) is the same whether the pass is computed or cached.
+    @staticmethod
+    def _with_ref_columns(dataset, logps: dict[str, list[float]]):
+        return dataset.add_column("ref_chosen_logps", logps["chosen"]).add_column("ref_rejected_logps", logps["rejected"])
+
+    def _compute_ref_logps(self, dataset, name: str, batch_size: int) -> dict[str, list[float]]:
+        """TRL's reference pass (its batches, `compute_ref_log_probs`, gather across ranks), kept in memory.
+
+        TRL 1.16's own `_precompute_ref_logps` hands the gathered values from rank 0 to the other
+        ranks through a datasets cache file, which for an in-memory dataset lies in each process's
+        own temporary folder, so rank 1 fails to read it. Every rank has the gathered values already.
+        """
+        from torch.utils.data import DataLoader
+        from trl.models import prepare_deepspeed
+
+        # The DataLoader draws a seed from torch's global RNG. Forked, so the training stream (LoRA
+        # dropout, batch order) is the same whether the pass is computed or cached.
         with torch.random.fork_rng():
-            return super()._precompute_ref_logps(dataset, name, batch_size)
+            loader = self.accelerator.prepare(DataLoader(dataset, batch_size=batch_size, collate_fn=self.data_collator,
+                                                         num_workers=self.args.dataloader_num_workers, shuffle=False))
+            model = self.ref_model or self.model
+            if self.ref_model is None and self.is_deepspeed_enabled:
+                # Before `train`, DeepSpeed's weights are not placed (ZeRO-2) or sharded (ZeRO-3) yet; TRL
+                # wraps the model in an inference engine for this pass and reuses it.
+                if self._precompute_engine is None:
+                    self._precompute_engine = prepare_deepspeed(self.model, self.accelerator)
+                model = self._precompute_engine
+            chosen, rejected = [], []
+            for batch in loader:
+                c, r = self.accelerator.gather_for_metrics(self.compute_ref_log_probs(model, batch))
+                chosen.append(c.float().cpu())
+                rejected.append(r.float().cpu())
+        if distributed.is_main():
+            print(f"[dpo_exp] reference log-probs for {name}: computed ({len(dataset)} pairs)", flush=True)
+        return {"chosen": torch.cat(chosen).tolist(), "rejected": torch.cat(rejected).tolist()}
 
     def _get_train_sampler(self, train_dataset=None):
         if not self.group_by_length:
@@ -182,7 +217,10 @@ class DPOExpTrainer(DPOTrainer):
         # give the sampler the length of the longer of the two sequences of each pair.
         ds = self.train_dataset
         lengths = [len(p) + max(len(c), len(r)) for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])]
-        return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
+        # Grouped by the global batch: N processes then see, together, the order one process would.
+        args = self.args
+        return LengthGroupedSampler(args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
+                                    lengths=lengths)
 
     def estimate_kl(self) -> dict[str, float]:
         if not self.kl_prompts or self.kl_samples_per_prompt < 1 or self.kl_max_new_tokens < 1:
@@ -211,12 +249,13 @@ class ConsoleProgress(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start, self.start_step = time.time(), state.global_step
-        print(f"[dpo_exp] training: {state.max_steps} steps, batch {args.train_batch_size} pairs"
-              f"{f' (resuming at step {state.global_step})' if state.global_step else ''}", flush=True)
+        if state.is_world_process_zero:
+            print(f"[dpo_exp] training: {state.max_steps} steps, {distributed.describe(args)}"
+                  f"{f' (resuming at step {state.global_step})' if state.global_step else ''}", flush=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if self.start is None:
+        if self.start is None or not state.is_world_process_zero:
             return
         done = state.global_step - self.start_step
         per_step = (time.time() - self.start) / done if done else float("nan")
@@ -267,7 +306,8 @@ def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_
 
     datasets.disable_progress_bars()  # per-map bars; TRL's reference pass keeps its own progress bar
 
-    on_cpu = next(model.parameters()).device.type == "cpu"
+    # accelerate turns DeepSpeed off when told use_cpu; DeepSpeed finds the CPU by itself.
+    on_cpu = next(model.parameters()).device.type == "cpu" and not distributed.uses_deepspeed(cfg)
     args = dpo_config(cfg, run_dir, has_eval=bool(eval_rows), run_name=run_name, bf16=computes_in_bf16(cfg, model),
                       use_cpu=on_cpu)
     kl_prompts = [row["prompt"] for row in eval_rows[: cfg.eval.kl_prompts]]
