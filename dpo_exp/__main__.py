@@ -27,10 +27,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from dpo_exp import config, distributed, plugins, runs
+from dpo_exp import config, distributed, plugins, runs, sweep
 from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
 from dpo_exp.config import UserError
-from dpo_exp.sweep import PARENT_ENV
 
 config.register()
 
@@ -42,9 +41,9 @@ def run(cfg: DictConfig) -> dict:
 
     hydra_cfg = HydraConfig.get()
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
-    parent_run_id = os.environ.get(PARENT_ENV) if sweeping else None
+    parent_run_id, parent_uri = sweep.job_parent(hydra_cfg) if sweeping else (None, None)
     run_name = cfg.tracking.run_name or config.describe_overrides(list(hydra_cfg.overrides.task))
-    uri = tracking.resolve_uri_from(cfg.tracking.uri)
+    uri = tracking.resolve_uri_from(cfg.tracking.uri or parent_uri)  # a sweep job logs beside its parent
     tracking.check_reachable(uri)
     try:
         # 1. config (the behaviour metric is a plug-in: built now, so a bad one fails before any work)

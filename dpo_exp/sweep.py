@@ -4,8 +4,10 @@ A Hydra callback (registered in conf/config.yaml under hydra.callbacks) does the
 
 - `on_multirun_start` finds or creates the parent run. Its key, the sweep fingerprint, is the
   command line's overrides plus the sweeper's params, so re-running the same sweep command
-  reuses the same parent; jobs get its id through $DPO_EXP_PARENT_RUN_ID (inherited by joblib
-  and submitit workers).
+  reuses the same parent; jobs get its id (and the tracking URI) through $DPO_EXP_PARENT_RUN_ID,
+  inherited by joblib and submitit workers, and through `.dpo_exp_sweep.json` in the sweep dir,
+  which reaches Slurm jobs on clusters that submit with `--export=NONE`. A parallel launcher with
+  a sqlite store gets a warning (local processes) or an error (Slurm) pointing at `mlflow server`.
 - each job (dpo_exp.__main__) logs a child run tagged `mlflow.parentRunId`, named by what it
   overrides (`beta=0.05 train.learning_rate=1e-06`); the UI nests children under the parent.
 - `on_multirun_end` builds the summary (dpo_exp.report) from MLflow, prints it and logs it with
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 PARENT_ENV = "DPO_EXP_PARENT_RUN_ID"
+PARENT_FILE = ".dpo_exp_sweep.json"  # in the sweep dir: {"parent_run_id": ..., "tracking_uri": ...}
 TAG_SWEEP = "dpo_exp.sweep_fingerprint"
 TAG_ROLE = "dpo_exp.role"
 
@@ -62,8 +66,16 @@ class MLflowSweepCallback(Callback):
 
         from dpo_exp import tracking
 
+        from dpo_exp.config import UserError
+
         self.uri = tracking.resolve_uri_from(config.tracking.uri)
-        tracking.check_reachable(self.uri)
+        try:
+            check_store_for_launcher(self.uri, str(config.hydra.launcher.get("_target_", "")))
+            tracking.check_reachable(self.uri)
+        except UserError as e:
+            # Hydra turns a callback's exception into a warning and submits the jobs anyway; stop here.
+            print(f"\ndpo_exp: error: {e}\n", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
         client = MlflowClient(self.uri)
         experiment_id = tracking.get_or_create_experiment(client, config.tracking.experiment, self.uri)
         fingerprint = sweep_fingerprint(config)
@@ -81,6 +93,9 @@ class MLflowSweepCallback(Callback):
             self.parent_run_id = run.info.run_id
             print(f"[dpo_exp] sweep: parent run {self.parent_run_id} in {self.uri}", flush=True)
         os.environ[PARENT_ENV] = self.parent_run_id
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(json.dumps({"parent_run_id": self.parent_run_id, "tracking_uri": self.uri}))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.parent_run_id:
@@ -102,3 +117,37 @@ class MLflowSweepCallback(Callback):
         finally:
             client.set_terminated(self.parent_run_id, status="FINISHED")
             os.environ.pop(PARENT_ENV, None)
+
+
+def job_parent(hydra_cfg) -> tuple[str | None, str | None]:
+    """(parent run id, the parent's tracking URI) for a sweep job.
+
+    From the environment when the launcher passed it on, else from the file the sweep wrote into
+    its directory (a Slurm cluster that submits with --export=NONE drops the environment).
+    """
+    try:
+        saved = json.loads((Path(hydra_cfg.sweep.dir) / PARENT_FILE).read_text())
+    except (OSError, ValueError):
+        saved = {}
+    return os.environ.get(PARENT_ENV) or saved.get("parent_run_id"), saved.get("tracking_uri")
+
+
+def check_store_for_launcher(uri: str, launcher: str) -> None:
+    """Parallel jobs and a sqlite file: a warning on one machine, an error on a cluster."""
+    from dpo_exp.config import UserError
+
+    if not uri.startswith("sqlite:") or launcher.endswith("BasicLauncher") or not launcher:
+        return
+    server = ("start `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$PWD/mlflow.db` "
+              "and set MLFLOW_TRACKING_URI=http://127.0.0.1:5000")
+    if "Slurm" in launcher or "Ray" in launcher:
+        raise UserError(
+            f"This sweep runs its jobs on cluster nodes ({launcher.rsplit('.', 1)[-1]}) but logs to the sqlite file "
+            f"{uri}: sqlite on a shared filesystem is not safe for concurrent writers, and a node may not see the "
+            "file at all. Fix: on the login node, `mlflow server --host 0.0.0.0 --port 5000 --allowed-hosts "
+            "\"$(hostname),$(hostname):5000\" --backend-store-uri sqlite:///$PWD/mlflow.db --artifacts-destination "
+            "$PWD/mlartifacts`, then pass tracking.uri=http://<login node>:5000 (README, Scaling out)."
+        )
+    print(f"[dpo_exp] warning: parallel sweep jobs ({launcher.rsplit('.', 1)[-1]}) write to the sqlite file {uri}, "
+          f"which serialises them and can fail with 'database is locked'. For parallel jobs {server}.",
+          file=sys.stderr, flush=True)
