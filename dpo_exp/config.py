@@ -345,7 +345,9 @@ def register() -> None:
         # Files shipped inside the package (datasets), wherever it is installed.
         OmegaConf.register_new_resolver("pkg_path", lambda rel: str(PACKAGE_DIR / rel))
     if not OmegaConf.has_resolver("run_stamp"):
-        OmegaConf.register_new_resolver("run_stamp", run_stamp)
+        # Cached in the config (as Hydra's own ${now:} is), which travels pickled to joblib/submitit jobs:
+        # without it each job process resolves a new stamp and writes outside its sweep's directory.
+        OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
 
 
 # --- checks a type cannot express -------------------------------------------------------------
