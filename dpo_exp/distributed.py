@@ -151,12 +151,13 @@ def check(conf: Config) -> None:
                 f"--nproc_per_node N -m dpo_exp ... distributed={strategy}` (N = number of GPUs, or 2+ processes "
                 "on a CPU), or distributed=ddp for one plain process."
             )
-    if strategy == "fsdp":
+    if strategy == "fsdp" or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":  # or accelerate's --use_fsdp
         import torch
 
+        asked = "distributed=fsdp" if strategy == "fsdp" else "accelerate launch --use_fsdp"
         if conf.hardware.device.value == "cpu" or not torch.cuda.is_available():
             raise UserError(
-                "distributed=fsdp needs CUDA GPUs: on a CPU, FSDP either fails or quietly trains as plain data "
+                f"{asked} needs CUDA GPUs: on a CPU, FSDP either fails or quietly trains as plain data "
                 f"parallel (torch.cuda.is_available() is {torch.cuda.is_available()}, hardware.device="
                 f"{conf.hardware.device.value}). Fix: use distributed=ddp (or distributed=zero3, which DeepSpeed "
                 "runs on CPUs too) here, and distributed=fsdp on a GPU machine."

@@ -115,6 +115,9 @@ def test_parallel_launchers_log_a_sweep_to_a_tracking_server(launcher, workdir, 
     (parent,) = [r for r in runs if tags(r).get("dpo_exp.role") == "sweep"]
     children = [r for r in runs if tags(r).get("mlflow.parentRunId") == parent["info"]["run_id"]]
     assert len(children) == 2 and all(c["info"]["status"] == "FINISHED" for c in children)
+    # Each job process resolved its sweep's directory, not a fresh one: one sweep dir, holding both jobs.
+    (sweep_dir,) = workdir.glob("outputs/sycophancy/multirun_*")
+    assert (sweep_dir / "0" / "run_state.json").is_file() and (sweep_dir / "1" / "run_state.json").is_file()
     for child in children:
         keys = {m["key"] for m in child["data"]["metrics"]}
         assert {"loss", "eval_rewards/margins", "eval_kl/sampled"} <= keys
