@@ -186,6 +186,7 @@ class DPOExpTrainer(DPOTrainer):
         ranks through a datasets cache file, which for an in-memory dataset lies in each process's
         own temporary folder, so rank 1 fails to read it. Every rank has the gathered values already.
         """
+        from accelerate.utils import tqdm  # a progress bar on the main process only
         from torch.utils.data import DataLoader
         from trl.models import prepare_deepspeed
 
@@ -202,7 +203,8 @@ class DPOExpTrainer(DPOTrainer):
                     self._precompute_engine = prepare_deepspeed(self.model, self.accelerator)
                 model = self._precompute_engine
             chosen, rejected = [], []
-            for batch in loader:
+            for batch in tqdm(loader, desc=f"Computing reference log probs for {name} dataset",
+                              disable=bool(os.environ.get("TQDM_DISABLE", ""))):
                 c, r = self.accelerator.gather_for_metrics(self.compute_ref_log_probs(model, batch))
                 chosen.append(c.float().cpu())
                 rejected.append(r.float().cpu())
