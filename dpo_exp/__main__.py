@@ -56,7 +56,8 @@ def run(cfg: DictConfig) -> dict:
         if metric is not None:
             plugins.require_fields(metric, "eval.behaviour", heldout, conf.data.heldout_path)
         models.check_available(conf.model)
-        audit = data_audit.pretrain(conf, splits, heldout)  # data.audit: tokenizer only, seconds; error mode stops here
+        # data.audit: tokenizer only, seconds; error mode stops here (rank 0 audits, every rank stops)
+        audit = distributed.from_main(lambda: data_audit.pretrain(conf, splits, heldout))
     except UserError as e:
         if sweeping:  # the sweep summary lists this job as FAILED, with the reason
             tracking.record_failed_run(cfg, uri=uri, run_name=run_name, parent_run_id=parent_run_id, error=str(e))
@@ -102,7 +103,7 @@ def run(cfg: DictConfig) -> dict:
             if distributed.is_main():
                 OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
             tracking.log_text_artifact(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-            if audit is not None:  # the audit ran before the run existed: its findings join the run now
+            if audit is not None and distributed.is_main():  # the audit ran before the run existed: its findings join it now
                 data_audit.log_to_active_run(audit, data_audit.write(audit, run_dir / "audit"), "audit")
             summary = train_and_evaluate(conf, splits, heldout, run_dir, run_name, metric)
             summary.update(run_id=run_id, run_dir=str(run_dir), minutes=(time.time() - started) / 60)
