@@ -65,7 +65,6 @@ class MLflowSweepCallback(Callback):
         from mlflow.tracking import MlflowClient
 
         from dpo_exp import tracking
-
         from dpo_exp.config import UserError
 
         self.uri = tracking.resolve_uri_from(config.tracking.uri)
