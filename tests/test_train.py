@@ -79,7 +79,7 @@ def test_verdict_probe_matches_the_reference_until_training_moves_it(tmp_path, m
     rows = [{} for _ in heldout]
     as_ref = evaluate.reference_context(trainer)
     untrained = evaluate.verdict_metrics(trainer.model, trainer.processing_class, heldout, as_ref, rows)
-    assert untrained["heldout/before/verdict_auc"] == untrained["heldout/after/verdict_auc"]
+    assert untrained["before/verdict_auc"] == untrained["after/verdict_auc"]
     assert [r["verdict_before"] for r in rows] == [r["verdict_after"] for r in rows]
     trainer.train()
     evaluate.verdict_metrics(trainer.model, trainer.processing_class, heldout, as_ref, rows)
