@@ -107,9 +107,9 @@ def to_dataset(rows: list[dict]):
     return Dataset.from_list(rows)
 
 
-def select(raw: list[Raw], where: Mapping[str, Any], shown: str) -> list[Raw]:
+def select(raw: list[Raw], where: Mapping[str, Any], shown: str, key: str = "data.where") -> list[Raw]:
     """Rows whose fields equal `where`'s values (a list value: any of them). Malformed rows are kept,
-    so that the normal row checks still report them."""
+    so that the normal row checks still report them. `key` names the filter in messages."""
     wanted = {key: (list(v) if isinstance(v, (list, tuple)) else [v]) for key, v in where.items()}
     fields = set()
     for item in raw:
@@ -117,15 +117,15 @@ def select(raw: list[Raw], where: Mapping[str, Any], shown: str) -> list[Raw]:
             fields.update(item.value)
     missing = [key for key in wanted if key not in fields]
     if missing:
-        raise UserError(f"data.where filters on {', '.join(map(repr, missing))}, but no row of {shown} has "
+        raise UserError(f"{key} filters on {', '.join(map(repr, missing))}, but no row of {shown} has "
                         f"{'that field' if len(missing) == 1 else 'those fields'} (fields seen: "
-                        f"{', '.join(sorted(fields)) or 'none'}). Fix: use one of those fields in data.where, "
-                        "or data.where=null to keep every row.")
+                        f"{', '.join(sorted(fields)) or 'none'}). Fix: use one of those fields in {key}, "
+                        f"or {key}=null to keep every row.")
     kept = [item for item in raw
             if not isinstance(item.value, dict)
             or all(item.value.get(key) in values for key, values in wanted.items())]
     if not any(isinstance(item.value, dict) for item in kept):
-        raise UserError(f"data.where {show_where(where)} keeps no row of {shown}. Fix: check the values "
+        raise UserError(f"{key} {show_where(where)} keeps no row of {shown}. Fix: check the values "
                         "against the file (e.g. true vs \"true\"), or widen the filter.")
     return kept
 

@@ -60,14 +60,13 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from dpo_exp import config, plugins
+from dpo_exp import adapters, config, plugins
+from dpo_exp.adapters import Source, check_tokenizer  # noqa: F401 - check_tokenizer: re-exported
 from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
 from dpo_exp.config import Config, UserError
 
 BASE = "base"
 RESERVED = (BASE, "prompt", "context")  # "prompt" and "context" are keys of the judge's items
-ADAPTER_ARTIFACT = "adapter"
-RUN_ID = re.compile(r"[0-9a-f]{32}")
 MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 
@@ -178,70 +177,9 @@ def make_judge(conf: EvalAppConfig, heldout: list[dict]):
     return judge
 
 
-@dataclass
-class Source:
-    name: str
-    spec: str  # as given on the command line
-    path: Path  # the adapter folder (downloaded for an MLflow run)
-    run_id: str | None = None
-
-
 def resolve_sources(conf: EvalAppConfig, uri: str, download_dir: Path) -> list[Source]:
     """Every adapter as a local folder; MLflow runs' adapters are downloaded into `download_dir`."""
-    sources = []
-    for name, spec in conf.eval_models.items():
-        spec = str(spec).strip()
-        local = Path(spec).expanduser()
-        run = re.fullmatch(r"runs:/([^/]+)/?(.*)", spec)
-        if run or (RUN_ID.fullmatch(spec) and not local.exists()):  # a local folder wins over a run id
-            run_id, artifact = (run.group(1), run.group(2).strip("/")) if run else (spec, "")
-            artifact = artifact or ADAPTER_ARTIFACT
-            path = _download_adapter(name, run_id, artifact, uri, download_dir / name)
-            sources.append(Source(name, spec, path, run_id))
-        else:
-            sources.append(Source(name, spec, local))
-    for s in sources:
-        _check_adapter_folder(s)
-    return sources
-
-
-def _download_adapter(name: str, run_id: str, artifact: str, uri: str, dest: Path) -> Path:
-    from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException:
-        raise UserError(f"eval_models.{name}: there is no MLflow run {run_id!r} in {uri}. Fix: copy the run id from "
-                        "the training summary or the MLflow UI, point tracking.uri (or MLFLOW_TRACKING_URI) at the "
-                        "store that holds it, or pass the adapter folder instead.") from None
-    folder = str(Path(artifact).parent) if "/" in artifact else None
-    try:
-        listed = [a.path for a in client.list_artifacts(run_id, folder)]
-    except MlflowException:
-        listed = []
-    if artifact not in listed:
-        raise UserError(f"eval_models.{name}: MLflow run {run_id} has no '{artifact}' artifact (it has: "
-                        f"{', '.join(listed) or 'none'}); runs with tracking.log_adapter=false do not upload one. "
-                        "Fix: pass the adapter folder from the run's directory (its tag dpo_exp.run_dir) instead.")
-    dest.mkdir(parents=True, exist_ok=True)
-    log(f"downloading the adapter of MLflow run {run_id} ({name}) ...")
-    return Path(download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(dest), tracking_uri=uri))
-
-
-def _check_adapter_folder(s: Source) -> None:
-    where = f"eval_models.{s.name}={s.spec}"
-    if not s.path.is_dir():
-        raise UserError(f"{where}: no such adapter folder ({s.path.resolve()}). Fix: pass the `adapter` folder of a "
-                        "training run (outputs/<experiment>/<date>/adapter), `runs:/<run id>` or a bare MLflow run id.")
-    if not (s.path / "adapter_config.json").is_file():
-        full = (s.path / "config.json").is_file()
-        raise UserError(f"{where}: {s.path} is not a PEFT adapter folder (no adapter_config.json)"
-                        + (": it holds a full model (a lora=none run), which this comparison does not load as an "
-                           "adapter. Fix: evaluate it as the base, with model=local model.path=" + str(s.path)
-                           if full else ". Fix: pass the `adapter` folder a training run saved.") + ".")
+    return [adapters.resolve(name, spec, uri, download_dir / name) for name, spec in conf.eval_models.items()]
 
 
 # --- the models: one base, each adapter a named PEFT adapter on it ------------------------------
@@ -288,21 +226,6 @@ class ModelSet:
                 yield None
 
         return ctx
-
-
-def check_tokenizer(tokenizer, sources: list[Source]) -> None:
-    """An adapter saved with a different tokenizer was trained on a different base (e.g. another tiny
-    model, whose tokenizer is trained on the run's data): its numbers would be meaningless."""
-    from transformers import AutoTokenizer
-
-    vocab = tokenizer.get_vocab()
-    for s in sources:
-        if not any((s.path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
-            continue
-        if AutoTokenizer.from_pretrained(str(s.path)).get_vocab() != vocab:
-            raise UserError(f"eval_models.{s.name}: the tokenizer saved with the adapter in {s.path} differs from the "
-                            "base model's, so it was trained on another base (or, for model=tiny, on other data). "
-                            "Fix: pass the model, data and +debug/+experiment overrides the adapter was trained with.")
 
 
 # --- generation and scoring ----------------------------------------------------------------------
