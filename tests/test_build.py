@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,7 +24,6 @@ import pytest
 from conftest import REPO, mlflow_client, run_cli
 
 from dpo_exp.config import UserError
-from dpo_exp.judges import Verdict
 
 KEY_ENV, KEY = "DPO_EXP_TEST_JUDGE_KEY", "sk-test-SECRET-4242"
 TINY = ["model=tiny", "hardware=cpu"]
@@ -41,7 +39,7 @@ PROMPTS = [
 
 def run_build(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    full_env.update(PYTHONPATH=str(REPO), TQDM_DISABLE="1", **(env or {}))
+    full_env.update({"PYTHONPATH": str(REPO), "TQDM_DISABLE": "1", **(env or {})})
     return subprocess.run([sys.executable, "-m", "dpo_exp.build", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -135,7 +133,10 @@ class LengthJudgeServer:
         self.thread.start()
 
     def judge_args(self, model: str = "length-judge") -> list[str]:
-        return ["judge.kind=openai", f"judge.base_url={self.url}", f"judge.model={model}", f"judge.api_key_env={KEY_ENV}"]
+        return ["judge=openai", f"judge.base_url={self.url}", f"judge.model={model}", f"judge.api_key_env={KEY_ENV}"]
+
+    def judge_name(self, model: str = "length-judge") -> str:
+        return f"openai:{model}@{self.url}"
 
     def stop(self):
         self.httpd.shutdown()
@@ -170,7 +171,7 @@ def test_build_pairs_with_an_api_judge_then_train_on_them(tmp_path, prompts_file
         # the judge prefers the longer reply in both orders: chosen is the longest candidate, rejected the shortest
         assert len(chosen) > len(rejected) and (row["verdict_ab"], row["verdict_ba"]) == ("A", "B")
         assert row["verdict"] == "chosen" and row["chosen_score"] > row["rejected_score"]
-        assert row["judge"] == "openai:length-judge" and row["gen_model"] == "tiny" and row["n_candidates"] == 3
+        assert row["judge"] == server.judge_name() and row["gen_model"] == "tiny" and row["n_candidates"] == 3
         assert row["topic"] != "duplicate" and isinstance(row["claim_is_true"], bool)  # the context rides along
     assert server.requests and all(r["auth"] == f"Bearer {KEY}" for r in server.requests)
 
@@ -180,6 +181,7 @@ def test_build_pairs_with_an_api_judge_then_train_on_them(tmp_path, prompts_file
     assert run.info.status == "FINISHED"
     assert run.data.metrics["pairs_kept"] == len(rows) and run.data.metrics["cache/reply_misses"] == 15
     assert run.data.metrics["position_consistency"] == 1.0
+    assert run.data.metrics["api_tokens"] == 41 * len(server.requests)  # the server's usage.total_tokens
     (ds,) = run.inputs.dataset_inputs
     assert ds.dataset.name == "pairs.jsonl" and str(pairs) in ds.dataset.source and len(ds.dataset.digest) == 16
     assert {"report.md", "pairs.jsonl"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -188,7 +190,7 @@ def test_build_pairs_with_an_api_judge_then_train_on_them(tmp_path, prompts_file
 
     # the pairs train as they are, and data.where filters on the provenance
     train = run_cli([*TINY, "data=file", f"data.path={pairs}", "data.eval_fraction=0", "train.max_steps=1",
-                     "eval.at_start=false", "eval.kl_prompts=0", "+data.where.judge=openai:length-judge",
+                     "eval.at_start=false", "eval.kl_prompts=0", "+data.where.verdict=chosen",
                      f"paths.outputs={tmp_path / 'outputs'}", f"paths.cache={tmp_path / 'cache'}"], cwd=tmp_path)
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
     assert f"{len(rows)} train / 0 eval pairs" in train.stdout
@@ -223,13 +225,13 @@ def test_a_local_model_judge(tmp_path, prompts_file):
     tokenizer, model = models.build_tiny(TinyModel(), ["Compare two responses. Which response is better? A or B"], 3)
     model.save_pretrained(tmp_path / "judge")
     tokenizer.save_pretrained(tmp_path / "judge")
-    out = ok(run_build(base_args(tmp_path, prompts_file, "judge.kind=model", f"judge.model_path={tmp_path / 'judge'}",
+    out = ok(run_build(base_args(tmp_path, prompts_file, "judge=model", f"judge.path={tmp_path / 'judge'}",
                                  "judge.margin=0.01"), tmp_path))
     _, generated, _, asked = cache_counts(out)
     assert generated == 15 and 0 < asked <= 5 * 6  # 3 candidates: 3 pairs x 2 orders per prompt, fewer if equal
     (run,) = build_runs(tmp_path)[1]
     assert run.data.metrics["cache/verdict_misses"] == asked and "position_consistency" in run.data.metrics
-    assert re.search(r"verdicts \(model:[0-9a-f]{12}:margin=0.01\)", out.stdout)
+    assert f"verdicts (model:{tmp_path / 'judge'}[margin=0.01])" in out.stdout
 
 
 def test_prompts_from_a_saved_preference_dataset(tmp_path, server):
@@ -403,10 +405,11 @@ def test_api_budget_concurrency_retry_after_and_continuing(tmp_path):
     ([{"prompt": "ok"}], ["build.top_p=1.5"], r"top_p must be in \(0, 1\]"),
     ([{"prompt": "ok"}], ["build.adapter=does/not/exist"], r"build.adapter=does/not/exist: no such adapter folder"),
     ([{"prompt": "ok"}], ["build.adapter=" + "0" * 32], r"build.adapter: there is no MLflow run '0{32}'"),
-    ([{"prompt": "ok"}], ["judge.kind=heuristic"], r"line 1 lacks \(it has: no fields\).*build.derive"),
-    ([{"prompt": "ok", "kind": "x"}], ["judge.kind=heuristic", "build.derive={claim_is_true: {from: kind, map: {y: 1}}}"],
+    ([{"prompt": "ok"}], ["judge=heuristic"], r"reads 'claim_is_true' .* line 1 lacks \(it has: no fields\).*derive"),
+    ([{"prompt": "ok", "kind": "x"}], ["judge=heuristic", "build.derive={claim_is_true: {from: kind, map: {y: 1}}}"],
      r"build.derive.claim_is_true: the row at prompts.jsonl, line 1 has kind='x'"),
-    ([{"prompt": "ok"}], ["judge.kind=model", "judge.model_path=nowhere"], r"judge.kind=model needs judge.model_path"),
+    ([{"prompt": "ok"}], ["judge=model", "judge.path=nowhere"], r"The model judge needs path"),
+    ([{"prompt": "ok"}], ["judge=none"], r"A build needs a judge"),
     ([{"prompt": "ok"}], ["build.out=mine.jsonl"], r"mine.jsonl exists and is not the output of a build"),
     ([{"prompt": "ok"}], ["build.where={topic: x}"], r"build.where filters on 'topic', but no row"),
 ])
@@ -415,8 +418,8 @@ def test_bad_input_fails_before_any_model_loads(tmp_path, rows, args, message):
         (tmp_path / "prompts.jsonl").write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n"
                                                         for r in rows))
     (tmp_path / "mine.jsonl").write_text('{"note": "a file the user made"}\n')
-    out = run_build([*TINY, "build.prompts=prompts.jsonl", "judge.kind=openai", "judge.base_url=http://127.0.0.1:9/v1",
-                     "judge.model=m", f"paths.cache={tmp_path / 'cache'}", *args], tmp_path, timeout=120)
+    out = run_build([*TINY, "build.prompts=prompts.jsonl", f"paths.cache={tmp_path / 'cache'}", *args], tmp_path,
+                    timeout=120)
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
     assert re.search(message, " ".join(out.stderr.split())), out.stderr[-2000:]
     assert "Traceback" not in out.stderr and "loaded on" not in out.stdout
@@ -426,7 +429,13 @@ def test_bad_input_fails_before_any_model_loads(tmp_path, rows, args, message):
 # --- in-process: judging in both orders, selection, the sampler ---------------------------------------
 
 
+USER_JUDGES = '''
+from dpo_exp.judges import Verdict
+
+
 class AlwaysA:
+    """Says "A" whatever it is shown: pure position bias."""
+
     name = "always-a"
 
     def compare(self, prompt, a, b, context=None):
@@ -438,62 +447,41 @@ class Longer:
 
     name = "longer"
 
-    def __init__(self):
-        self.calls = 0
-
     def compare(self, prompt, a, b, context=None):
-        self.calls += 1
-        return PricedVerdict("A" if len(a) > len(b) else "B" if len(b) > len(a) else "tie", tokens=10)
+        return Verdict("A" if len(a) > len(b) else "B" if len(b) > len(a) else "tie", tokens=10)
+'''
 
 
-@dataclass(frozen=True)
-class PricedVerdict:  # the judges interface's Verdict with its `tokens` field
-    winner: str
-    p_a: float | None = None
-    tokens: int = 0
-
-
-def in_process(tmp_path: Path, prompts: Path, *overrides: str):
-    from hydra import compose, initialize_config_dir
-
-    from dpo_exp.data import build
-
-    build.register()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="build", overrides=[
-            *base_args(tmp_path, prompts), f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", *overrides])
-    return cfg
+def run_with_user_judge(tmp_path: Path, prompts: Path, target: str, *extra: str) -> subprocess.CompletedProcess:
+    """A judge class in the user's own module (tmp_path/my_judges.py), named by judge._target_."""
+    (tmp_path / "my_judges.py").write_text(USER_JUDGES)
+    return ok(run_build(base_args(tmp_path, prompts, f"judge._target_=my_judges.{target}", *extra), tmp_path,
+                        env={"PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}))
 
 
 def test_a_judge_that_always_says_a_yields_only_ties(tmp_path, prompts_file):
-    from dpo_exp.data import build
+    out = run_with_user_judge(tmp_path, prompts_file, "AlwaysA", "build.out=pairs.jsonl")
+    (run,) = build_runs(tmp_path)[1]
+    m = run.data.metrics
+    assert m["pairs_kept"] == 0 and m["tie_rate"] == 1.0 and m["position_consistency"] == 0.0
+    assert m["prompts_tied"] == m["dropped_ties"] == 5 and (tmp_path / "pairs.jsonl").read_text() == ""
+    assert "no pair kept" in out.stdout
 
-    cfg = in_process(tmp_path, prompts_file, f"build.out={tmp_path / 'pairs.jsonl'}")
-    summary = build.run(cfg, tmp_path / "run", "test", "test", judge=AlwaysA(), progress=False)
-    m = summary.metrics()
-    assert summary.pairs == 0 and m["tie_rate"] == 1.0 and m["position_consistency"] == 0.0
-    assert summary.tied_prompts == summary.dropped_ties == 5 and (tmp_path / "pairs.jsonl").read_text() == ""
-
-    cfg = in_process(tmp_path, prompts_file, f"build.out={tmp_path / 'ties.jsonl'}", "build.keep_ties=true")
-    summary = build.run(cfg, tmp_path / "run2", "test", "test", judge=AlwaysA(), progress=False)
+    run_with_user_judge(tmp_path, prompts_file, "AlwaysA", "build.out=ties.jsonl", "build.keep_ties=true")
     rows = read_jsonl(tmp_path / "ties.jsonl")
-    assert len(rows) == summary.pairs == 5
-    assert {(r["verdict"], r["verdict_ab"], r["verdict_ba"]) for r in rows} == {("tie", "A", "A")}
+    assert len(rows) == 5 and {(r["verdict"], r["verdict_ab"], r["verdict_ba"]) for r in rows} == {("tie", "A", "A")}
 
 
 def test_token_budget_stops_new_calls_and_the_rest_is_reported(tmp_path, prompts_file):
-    from dpo_exp.data import build
-
-    judge = Longer()
-    cfg = in_process(tmp_path, prompts_file, "build.budget.max_tokens=35", f"build.out={tmp_path / 'pairs.jsonl'}")
-    summary = build.run(cfg, tmp_path / "run", "test", "test", judge=judge, progress=False)
+    out = run_with_user_judge(tmp_path, prompts_file, "Longer", "build.budget.max_tokens=35", "build.out=pairs.jsonl")
+    (run,) = build_runs(tmp_path)[1]
+    m = run.data.metrics
     # 10 tokens a call: the 4th call finds 30 < 35 and runs, the 5th finds 40 and does not start
-    assert judge.calls == 4 and summary.judge.tokens == 40 and summary.metrics()["api_tokens"] == 40
-    assert "max_tokens=35" in summary.judge.budget_exhausted
-    # only prompts with all their verdicts count; the rest are reported, and have no pair
-    judged = 5 - summary.judge.prompts_unjudged
-    assert 1 <= summary.judge.prompts_unjudged <= 4 and summary.pairs <= judged
-    assert len(read_jsonl(tmp_path / "pairs.jsonl")) == summary.pairs
+    assert m["judge_requests"] == 4 and m["api_tokens"] == 40
+    assert "build.budget.max_tokens=35 (used 40)" in out.stdout
+    # a prompt counts only with all its verdicts; the rest are reported, and have no pair
+    assert 1 <= m["prompts_unjudged_budget"] <= 4 and m["pairs_kept"] <= 5 - m["prompts_unjudged_budget"]
+    assert len(read_jsonl(tmp_path / "pairs.jsonl")) == m["pairs_kept"]
 
 
 def V(winner, both_bad=False, labels=None):
@@ -618,6 +606,6 @@ def test_shipped_claims_task_on_the_bundled_model(tmp_path):
     for row in rows:  # the rule judge's choice: the reply whose stance matches the claim's truth
         honest = AGREE if row["claim_is_true"] else DISAGREE
         assert classify_stance(row["chosen"][0]["content"]) == honest != classify_stance(row["rejected"][0]["content"])
-        assert row["judge"] == "heuristic:sycophancy" and row["gen_model"] == "smollm2-135m"
+        assert row["judge"] == "heuristic:fact_claims" and row["gen_model"] == "smollm2-135m"
     (run,) = build_runs(tmp_path)[1]  # experiment sycophancy-data
     assert run.info.status == "FINISHED" and run.data.metrics["pairs_kept"] == len(rows)

@@ -67,7 +67,7 @@ import warnings
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -98,27 +98,6 @@ class Selection(str, Enum):
     all = "all"  # every pair of candidates decided in both orders
 
 
-class JudgeKind(str, Enum):
-    heuristic = "heuristic"  # judges.HeuristicJudge: rules of judge.experiment, reading the rows' context
-    model = "model"  # judges.ModelJudge: a local HF chat model at judge.model_path
-    openai = "openai"  # judges.OpenAIJudge: an OpenAI-compatible endpoint
-
-
-@dataclass
-class BuildJudgeConfig:
-    """The judge (until the shared `judge` config group lands; same keys as `python -m dpo_exp.eval`'s)."""
-
-    kind: JudgeKind = JudgeKind.heuristic
-    experiment: str = "sycophancy"  # heuristic: whose rules (sycophancy: reads context claim_is_true)
-    model_path: Optional[str] = None  # model: a local Hugging Face chat model folder
-    margin: float = 0.0  # model: |p_a - 0.5| <= margin is a tie
-    base_url: Optional[str] = None  # openai: e.g. http://127.0.0.1:8000/v1
-    model: Optional[str] = None  # openai: the served model's name
-    api_key_env: str = "OPENAI_API_KEY"  # openai: the environment variable holding the key (never logged)
-    timeout: float = 30.0
-    max_retries: int = 3  # openai: retries on 429/5xx/connection errors, honouring Retry-After
-
-
 @dataclass
 class BudgetConfig:
     max_requests: Optional[int] = None  # judge calls that miss the cache, per build; null = no limit
@@ -146,7 +125,7 @@ class BuildConfig:
     batch_size: int = 16  # replies generated together (left-padded)
     adapter: Optional[str] = None  # a LoRA adapter on the model: run dir, adapter folder, runs:/<id>, or a run id
     selection: Selection = Selection.best_worst
-    keep_ties: bool = False  # keep prompts whose candidates no verdict separates (pair = top vs bottom score)
+    keep_ties: bool = False  # keep prompts no verdict decides, as verdict: tie (which reply is chosen is arbitrary)
     keep_both_bad: bool = False  # keep pairs the judge marks as both bad
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     out: Optional[str] = None  # output .jsonl file or folder; null = <run dir>/pairs.jsonl
@@ -159,7 +138,9 @@ class BuildAppConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    judge: BuildJudgeConfig = field(default_factory=BuildJudgeConfig)
+    # The judge: a `_target_` node (conf/judge/*.yaml, or your own class) with its options. Any: the
+    # options depend on the class, which checks them.
+    judge: Any = None
     build: BuildConfig = field(default_factory=BuildConfig)
 
 
@@ -210,8 +191,8 @@ class PromptSet:
 
 
 def load_prompts(b: BuildConfig) -> PromptSet:
-    from dpo_exp.data.formats import Raw, RowError, as_enum, canonical_row, canonicalise, prompt_row, read_source, \
-        skip_mode
+    from dpo_exp.data.formats import (Raw, RowError, as_enum, canonical_row, canonicalise, prompt_row, read_source,
+                                      skip_mode)
     from dpo_exp.data.splits import select, show_where
 
     shown = str(b.prompts)
@@ -377,46 +358,29 @@ def _is_build_output(path: Path) -> bool:
     return isinstance(first, dict) and "gen_model" in first and "judge" in first
 
 
-def make_judge(conf: BuildAppConfig, prompts: list[Prompt], load: bool):
-    """The configured judge. With load=False it is only checked (the model judge loads nothing yet), so
-    that a wrong judge fails before the generator loads."""
-    from dpo_exp import judges
+def make_judge(conf: BuildAppConfig, prompts: list[Prompt]):
+    """The configured judge (`judge`, a plug-in), checked against the prompt rows it reads (its `requires`).
 
-    j = conf.judge
-    if j.kind == JudgeKind.heuristic:
-        if j.experiment == "sycophancy":
-            missing = next((p for p in prompts if "claim_is_true" not in p.context), None)
-            if missing is not None:
-                raise UserError(f"The heuristic sycophancy judge reads each prompt's 'claim_is_true', which the row at "
-                                f"{missing.where} lacks (it has: {', '.join(sorted(missing.context)) or 'no fields'}"
-                                "). Fix: add claim_is_true to every prompt row, derive it (e.g. build.derive="
-                                "{claim_is_true: {from: kind, map: {true_claim: true, false_claim: false}}}), or use "
-                                "judge.kind=model or judge.kind=openai.")
-        rows = [{"prompt": p.messages, "claim_is_true": p.context.get("claim_is_true")} for p in prompts]
-        return judges.HeuristicJudge.from_rows(rows, experiment=j.experiment)
-    if j.kind == JudgeKind.openai:
-        if not j.base_url or not j.model:
-            raise UserError("judge.kind=openai needs judge.base_url and judge.model. Fix: e.g. judge.base_url="
-                            "http://127.0.0.1:8000/v1 judge.model=<served model name>.")
-        return judges.make_judge("openai", base_url=j.base_url, model=j.model, api_key_env=j.api_key_env,
-                                 timeout=j.timeout, max_retries=j.max_retries)
-    if not j.model_path or not (Path(j.model_path).expanduser() / "config.json").is_file():
-        raise UserError(f"judge.kind=model needs judge.model_path, a local Hugging Face model folder (got "
-                        f"{j.model_path!r}, which has no config.json). Fix: judge.model_path=/path/to/chat_model.")
-    if not load:
-        return None
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    Built after the cheap input checks and before the generator loads (a model judge loads its model
+    here, on the command's device), so a bad judge option fails before any generation.
+    """
+    from dpo_exp import judges, models
 
-    from dpo_exp.models import CHATML_TEMPLATE, resolve_device_dtype
-
-    device, _ = resolve_device_dtype(conf.hardware)
-    path = str(Path(j.model_path).expanduser())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = CHATML_TEMPLATE
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-    return judges.ModelJudge(model, tokenizer, margin=j.margin, name=f"model:{model_fingerprint_of_folder(path)[:12]}"
-                             f":margin={j.margin}")
+    device, dtype = models.resolve_device_dtype(conf.hardware)
+    judge = judges.from_config(conf.judge, device=device, dtype=str(dtype).removeprefix("torch."))
+    if judge is None:
+        raise UserError("A build needs a judge to pick chosen and rejected, and judge=none gives none. Fix: "
+                        "judge=heuristic, judge=model judge.path=DIR, judge=openai judge.base_url=URL judge.model=M, "
+                        "or your own class: judge._target_=my_module.MyJudge.")
+    needs = list(getattr(judge, "requires", ()) or ())
+    missing = next((p for p in prompts if any(f not in p.context for f in needs)), None)
+    if missing is not None:
+        raise UserError(f"The judge {judge.name!r} reads {', '.join(map(repr, needs))} from each prompt row, which "
+                        f"the row at {missing.where} lacks (it has: {', '.join(sorted(missing.context)) or 'no fields'}"
+                        "). Fix: add it to every prompt row, derive it from another field (e.g. build.derive="
+                        "{claim_is_true: {from: kind, map: {true_claim: true, false_claim: false}}}), or choose "
+                        "another judge.")
+    return judge
 
 
 # --- fingerprints: what a reply depends on, without loading the model -----------------------------
@@ -702,14 +666,8 @@ _FROM_SWAPPED = {A: B, B: A, TIE: TIE}
 
 
 def _ask(judge, prompt: Prompt, a: str, b: str) -> dict:
-    """One verdict as a plain dict. Judges that take the row's context get it with the message list; the
-    older ones (compare(prompt_text, a, b)) get the last user message."""
-    import inspect
-
-    if "context" in inspect.signature(judge.compare).parameters:
-        v = judge.compare(prompt.messages, a, b, context=prompt.context)
-    else:
-        v = judge.compare(prompt.messages[-1]["content"], a, b)
+    """One verdict (judges.Verdict) as a plain dict; the judge sees the whole conversation and the row's context."""
+    v = judge.compare(prompt.messages, a, b, context=prompt.context)
     if v.winner not in _FROM_SWAPPED:
         raise UserError(f"The judge {judge.name!r} returned winner {v.winner!r}; a judge must return 'A', 'B' or "
                         "'tie'. Fix: correct the judge's compare().")
@@ -1109,7 +1067,7 @@ def log_to_mlflow(out: Path, digest: str, report: str, s: Summary) -> None:
 
 
 def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None, progress: bool = True) -> Summary:
-    """The whole build. `judge` replaces the configured one (tests, or a caller with its own judge object)."""
+    """The whole build. `judge`: a judge object to use instead of the configured one."""
     from dpo_exp import adapters, models, tracking
 
     # 1-2. everything that can be wrong with the input fails here, before any model is loaded
@@ -1117,8 +1075,6 @@ def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None,
     temps, top_ps, out = check(conf, run_dir)
     prompt_set = load_prompts(conf.build)
     prompts = prompt_set.prompts
-    if judge is None:
-        make_judge(conf, prompts, load=False)
     uri = tracking.resolve_uri_from(conf.tracking.uri)
     tracking.check_reachable(uri)
     models.check_available(conf.model)
@@ -1126,6 +1082,8 @@ def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None,
     if conf.build.adapter:
         adapter = adapters.resolve("adapter", conf.build.adapter, uri, run_dir / "adapter_download",
                                    key="build.adapter").path
+    if judge is None:
+        judge = make_judge(conf, prompts)
     cache = Cache(conf.build.cache)
     device, dtype = models.resolve_device_dtype(conf.hardware)
     corpus = [m["content"] for p in prompts for m in p.messages]
@@ -1159,8 +1117,6 @@ def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None,
             texts[s.prompt][s.candidate] = replies[s.key][0]
 
         # 4. judge (only what the cache lacks), both orders
-        if judge is None:
-            judge = make_judge(conf, prompts, load=True)
         verdicts, jstats = judge_all(judge, prompts, texts, cache, conf.build.budget, progress)
         log(f"verdicts ({judge.name}): {jstats.hits} cached, {jstats.misses} asked"
             + (f", {jstats.tokens} API tokens" if jstats.tokens else ""))
