@@ -397,6 +397,7 @@ def test_api_budget_concurrency_retry_after_and_continuing(tmp_path):
 
 @pytest.mark.parametrize("rows, args, message", [
     (None, ["build.prompts=missing.jsonl"], r"Data file not found: missing.jsonl.*Fix: check build.prompts"),
+    (None, ["build.prompts=???"], r"build.prompts has no value.*build=sycophancy_claims"),
     ([{"prompt": "ok"}, {"prompt": 5}], [], r"prompts.jsonl, line 2: 'prompt' must be a non-empty list"),
     ([{"prompt": "ok"}, "{not json"], [], r"prompts.jsonl, line 2: invalid JSON"),
     ([{"prompt": "ok"}], ["build.n=1"], r"build.n=1: a pair needs at least 2 candidates"),
@@ -609,3 +610,14 @@ def test_shipped_claims_task_on_the_bundled_model(tmp_path):
         assert row["judge"] == "heuristic:fact_claims" and row["gen_model"] == "smollm2-135m"
     (run,) = build_runs(tmp_path)[1]  # experiment sycophancy-data
     assert run.info.status == "FINISHED" and run.data.metrics["pairs_kept"] == len(rows)
+
+
+def test_output_never_goes_into_an_installed_package(tmp_path, monkeypatch):
+    from dpo_exp.data import build
+
+    installed = tmp_path / "lib" / "python3.11" / "site-packages" / "dpo_exp"
+    monkeypatch.setattr(build, "PACKAGE_DIR", installed)
+    with pytest.raises(UserError, match="inside the installed dpo_exp package"):
+        build.output_path(str(installed / "datasets" / "pairs.jsonl"), tmp_path / "run")
+    assert build.output_path(None, tmp_path / "run") == tmp_path / "run" / "pairs.jsonl"
+    assert build.output_path(str(tmp_path / "data"), tmp_path / "run") == tmp_path / "data" / "pairs.jsonl"

@@ -151,7 +151,14 @@ def register() -> None:
 
 
 def to_object(cfg: DictConfig) -> BuildAppConfig:
-    obj = OmegaConf.to_object(cfg)
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        example = "build.prompts=prompts.jsonl, or a preset: build=sycophancy_claims" if e.full_key == "build.prompts" \
+            else f"{e.full_key}=..."
+        raise UserError(f"{e.full_key} has no value, and the build needs one. Fix: set it, e.g. {example}.") from None
     assert isinstance(obj, BuildAppConfig), "compose with conf/build.yaml (its defaults start with build_schema)"
     return obj
 
