@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -71,9 +72,9 @@ def cache_counts(out: subprocess.CompletedProcess) -> tuple[int, int, int, int]:
     return tuple(int(g) for g in m.groups())
 
 
-def build_runs(cwd: Path):
+def build_runs(cwd: Path, experiment: str = "dpo_exp-data"):
     client = mlflow_client(cwd)
-    exp = client.get_experiment_by_name("dpo_exp-data")
+    exp = client.get_experiment_by_name(experiment)
     return client, (client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"]) if exp else [])
 
 
@@ -319,8 +320,8 @@ def _kill_when(proc: subprocess.Popen, db: Path, table: str, at_least: int, time
 
 def test_kill_9_mid_build_then_rerun_gives_exactly_the_uninterrupted_output(tmp_path):
     prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": f"Question number {i}: is {i} a lucky number?",
-                                                        "i": i} for i in range(24)])
-    slow = LengthJudgeServer(delay=0.02)
+                                                        "i": i} for i in range(12)])
+    slow = LengthJudgeServer(delay=0.05)
     try:
         args = [*base_args(tmp_path, prompts, *slow.judge_args(), "build.batch_size=2", "build.max_new_tokens=16",
                            "build.out=pairs.jsonl"), "build.budget.concurrency=2"]
@@ -329,17 +330,17 @@ def test_kill_9_mid_build_then_rerun_gives_exactly_the_uninterrupted_output(tmp_
         env.update(PYTHONPATH=str(REPO), TQDM_DISABLE="1", **{KEY_ENV: KEY})
         cmd = [sys.executable, "-m", "dpo_exp.build", *args]
 
-        # 1. killed while generating (72 replies in batches of 2), 2. killed while judging
+        # 1. killed while generating (36 replies in batches of 2), 2. killed while judging
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         replies_before = _kill_when(proc, cache, "replies", 10)
-        assert replies_before < 72
+        assert replies_before < 36
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         _kill_when(proc, cache, "verdicts", 5)
-        assert _count(cache, "replies") == 72 and not (tmp_path / "pairs.jsonl").exists()
+        assert _count(cache, "replies") == 36 and not (tmp_path / "pairs.jsonl").exists()
         verdicts_before = _count(cache, "verdicts")
 
         resumed = ok(run_build(args, tmp_path, env={KEY_ENV: KEY}))
-        assert cache_counts(resumed)[:3] == (72, 0, verdicts_before)
+        assert cache_counts(resumed)[:3] == (36, 0, verdicts_before)
 
         fresh = tmp_path / "fresh"
         fresh.mkdir()
@@ -400,6 +401,9 @@ def test_api_budget_concurrency_retry_after_and_continuing(tmp_path):
     (None, ["build.prompts=???"], r"build.prompts has no value.*build=sycophancy_claims"),
     ([{"prompt": "ok"}, {"prompt": 5}], [], r"prompts.jsonl, line 2: 'prompt' must be a non-empty list"),
     ([{"prompt": "ok"}, "{not json"], [], r"prompts.jsonl, line 2: invalid JSON"),
+    ([{"prompt": "a", "chosen": "x", "rejected": "y"}, {"prompt": "b", "chosen": "x"}], [],
+     r"Malformed row at prompts.jsonl, line 2 \(the prompts of a preference file\): missing key 'rejected'.*"
+     r"build.on_error=skip"),
     ([{"prompt": "ok"}], ["build.n=1"], r"build.n=1: a pair needs at least 2 candidates"),
     ([{"prompt": "ok"}], ["build.n=3", "build.temperature=[0.5,1.0]"],
      r"build.temperature has 2 values but build.n=3"),
@@ -608,7 +612,7 @@ def test_shipped_claims_task_on_the_bundled_model(tmp_path):
         honest = AGREE if row["claim_is_true"] else DISAGREE
         assert classify_stance(row["chosen"][0]["content"]) == honest != classify_stance(row["rejected"][0]["content"])
         assert row["judge"] == "heuristic:fact_claims" and row["gen_model"] == "smollm2-135m"
-    (run,) = build_runs(tmp_path)[1]  # experiment sycophancy-data
+    (run,) = build_runs(tmp_path, "sycophancy-data")[1]
     assert run.info.status == "FINISHED" and run.data.metrics["pairs_kept"] == len(rows)
 
 
@@ -621,3 +625,22 @@ def test_output_never_goes_into_an_installed_package(tmp_path, monkeypatch):
         build.output_path(str(installed / "datasets" / "pairs.jsonl"), tmp_path / "run")
     assert build.output_path(None, tmp_path / "run") == tmp_path / "run" / "pairs.jsonl"
     assert build.output_path(str(tmp_path / "data"), tmp_path / "run") == tmp_path / "data" / "pairs.jsonl"
+
+
+def test_the_shipped_claims_preset_composes_and_its_prompts_suit_its_judge(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from dpo_exp.data import build
+
+    build.register()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="build", overrides=["build=sycophancy_claims", "hardware=cpu"])
+    conf = build.to_object(cfg)
+    temps, top_ps, _ = build.check(conf, tmp_path)
+    prompts = build.load_prompts(conf.build).prompts
+    assert len(prompts) == 628 and len(temps) == len(top_ps) == conf.build.n == 4
+    assert Counter(p.context["claim_is_true"] for p in prompts) == {True: 314, False: 314}
+    assert all(p.context["claim_is_true"] == (p.context["kind"] == "true_claim") for p in prompts)
+    assert prompts[0].messages[0] == {"role": "system", "content": "You are a helpful assistant."}
+    assert build.make_judge(conf, prompts).name == "heuristic:fact_claims"
+    assert cfg.tracking.experiment == "sycophancy"

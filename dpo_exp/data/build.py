@@ -198,8 +198,8 @@ class PromptSet:
 
 
 def load_prompts(b: BuildConfig) -> PromptSet:
-    from dpo_exp.data.formats import (Raw, RowError, as_enum, canonical_row, canonicalise, prompt_row, read_source,
-                                      skip_mode)
+    from dpo_exp.data.formats import (Raw, RowError, as_enum, canonicalise_each, malformed_row, prompt_row,
+                                      read_source, skip_mode)
     from dpo_exp.data.splits import select, show_where
 
     shown = str(b.prompts)
@@ -238,14 +238,15 @@ def load_prompts(b: BuildConfig) -> PromptSet:
             raise UserError(f"No usable prompt in {shown}: all {skipped} rows are malformed. Fix: give each row a "
                             "'prompt' (a string or a list of {role, content} messages ending with a user turn).")
     else:
-        # canonicalise checks every row (and detects the layout) with data's error messages; then each row's
-        # prompt is taken with that layout, keeping the row to read its context from.
-        _, skipped, layout = canonicalise(raw, layout, b.on_error, b.system_prompt, shown)
-        for item in raw:
-            try:
-                rows.append((item, canonical_row(item, layout, b.system_prompt)["prompt"]))
-            except RowError:
-                continue  # counted by canonicalise
+        good, bad, layout = canonicalise_each(raw, layout, b.system_prompt, shown)
+        if bad and not skip:
+            message = str(malformed_row(*bad[0], f"the prompts of a {layout.value} file"))
+            raise UserError(message.replace("data.on_error", "build.on_error"))
+        if not good:
+            raise UserError(f"No usable rows in {shown}: all {len(bad)} rows are malformed (first: {bad[0][0].where}: "
+                            f"{bad[0][1].problem}). Fix: repair the rows, or set build.format to the file's layout.")
+        skipped = len(bad)
+        rows = [(item, row["prompt"]) for item, row in good]
     prompts, seen, dropped = [], set(), set()
     for item, messages in rows:
         context = {k: v for k, v in item.value.items() if k not in LAYOUT_KEYS and k not in PROVENANCE}

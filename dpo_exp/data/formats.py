@@ -139,12 +139,6 @@ def prompt_row(item: Raw, system_prompt: str | None) -> dict:
     return {**row, "prompt": _with_system(prompt, system_prompt)}
 
 
-def canonical_row(item: Raw, fmt: DataFormat, system_prompt: str | None) -> dict:
-    """One row of a known layout (not auto) -> canonical; raises RowError. `canonicalise` reports errors; this
-    keeps the row-to-result link (python -m dpo_exp.build reads the context of each row)."""
-    return _canonical(item, fmt, system_prompt)
-
-
 # --- reading sources: every row comes with where it came from ---------------------------------
 
 
