@@ -73,6 +73,7 @@ WHEELS = [
     ("cachetools==7.3.3", "MLflow"),
     ("sqlparse==0.6.1", "MLflow"),
     ("importlib-metadata==9.1.0", "MLflow"),
+    ("datasketch==2.0.0", "the pre-train data audit (near-duplicate pairs); numpy and scipy are there"),
 ]
 SOURCE_ONLY = {"antlr4-python3-runtime"}
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
