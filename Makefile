@@ -34,4 +34,4 @@ gpu-wheels: setup
 	$(PY) benchmarks/gpu_wheels.py
 
 clean:
-	rm -rf outputs multirun mlflow.db mlartifacts
+	rm -rf outputs multirun mlflow.db mlflow.db.lock mlartifacts dist build

@@ -1,17 +1,19 @@
 """`python -m dpo_exp`: one DPO run (or, with -m, a sweep of runs), top to bottom.
 
-    1. compose and validate the config         dpo_exp.config   (conf/ + structured schema)
-    2. load and check the preference data      dpo_exp.data     (+ the data audit, dpo_exp.data.audit)
-    3. open the MLflow run                     dpo_exp.tracking
-    4. load the model and tokenizer            dpo_exp.models
-    5. train with TRL's DPOTrainer             dpo_exp.train    (KL estimate at every evaluation)
-    6. evaluate: held-out before/after         dpo_exp.evaluate (+ the eval.behaviour metric plug-in)
+    1. compose and validate the config; check the store and hardware   dpo_exp.config, tracking, models
+    2. load and check the preference data; find the model's files        dpo_exp.data, models (+ the data
+                                                                         audit, dpo_exp.data.audit)
+    3. open the run's record: directory, run_state.json, MLflow run      dpo_exp.runs (new or resumed)
+    4. load the model and tokenizer                                      dpo_exp.models
+    5. train with TRL's DPOTrainer                                       dpo_exp.train (KL at every evaluation)
+    6. evaluate: held-out before/after                                   dpo_exp.evaluate (+ the eval.behaviour
+                                                                         metric plug-in)
     7. save the adapter, log artifacts, print a summary
 
 Everything that can be wrong with the user's input (config values, data rows, model files, the
-tracking server) is checked in steps 1-3, before any model is loaded. Heavy libraries (torch,
-TRL, PEFT) are imported only from step 4, so `--help` and `--cfg job` answer at once.
-"""
+tracking store, the hardware) is checked in steps 1-2, before any model is loaded or any run is
+recorded; what needs the model (LoRA targets, lengths) right after step 4. Heavy libraries (torch,
+TRL, PEFT) are imported only from step 4, so `--help` and `--cfg job` answer at once."""
 
 from __future__ import annotations
 
@@ -22,13 +24,12 @@ import time
 import traceback
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from dpo_exp import config, distributed, plugins, runs, sweep
-from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
+from dpo_exp import config, distributed, plugins, runs
+from dpo_exp.cli import error, hydra_app, log, run_command
 from dpo_exp.config import UserError
 
 config.register()
@@ -39,18 +40,16 @@ def run(cfg: DictConfig) -> dict:
     from dpo_exp.data import audit as data_audit
     from dpo_exp.eval import behaviour
 
-    hydra_cfg = HydraConfig.get()
-    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
-    parent_run_id, parent_uri = sweep.job_parent(hydra_cfg) if sweeping else (None, None)
-    run_name = cfg.tracking.run_name or config.describe_overrides(list(hydra_cfg.overrides.task))
-    uri = tracking.resolve_uri_from(cfg.tracking.uri or parent_uri)  # a sweep job logs beside its parent
-    tracking.check_reachable(uri)
+    job = runs.Job.from_hydra(cfg)  # what the command line asks for: run dir, name, MLflow URI, sweep parent
     try:
-        # 1. config (the behaviour metric is a plug-in: built now, so a bad one fails before any work)
+        # 1. config, and what it points at: the tracking store, the hardware; the behaviour metric is a
+        # plug-in, built now so that a bad one fails before any work
         conf = config.to_object(cfg)
         metric = behaviour.from_config(conf.eval.behaviour)
         distributed.check(conf)
-        # 2. data (every row parsed and checked before any model work)
+        tracking.check_store(job.uri)
+        models.check_environment(conf)
+        # 2. data (every row parsed and checked before any model work), and the model's files
         splits = data.load_splits(conf.data, conf.train.seed)
         heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt) if conf.data.heldout_path else []
         if metric is not None:
@@ -58,68 +57,39 @@ def run(cfg: DictConfig) -> dict:
         models.check_available(conf.model)
         # data.audit: tokenizer only, seconds; error mode stops here (rank 0 audits, every rank stops)
         audit = distributed.from_main(lambda: data_audit.pretrain(conf, splits, heldout))
+        # 3. which run this is: a new one, or the unfinished run of this config (resume=true, sweeps)
+        previous = runs.previous_run(job)
     except UserError as e:
-        if sweeping:  # the sweep summary lists this job as FAILED, with the reason
-            tracking.record_failed_run(cfg, uri=uri, run_name=run_name, parent_run_id=parent_run_id, error=str(e))
+        job.record_failure(e)  # in a sweep, the summary lists this job as FAILED, with the reason
         raise
+    if previous and previous.finished:
+        return runs.skip_finished(job, previous)
     heldout = heldout[: conf.eval.heldout_max_prompts] if conf.eval.heldout_max_prompts else heldout
-    run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
-    fingerprint = config.fingerprint(cfg)
-
-    resume_from = None
-    state = runs.new_state(fingerprint, uri)
-    if conf.resume or sweeping:  # in a sweep, finished jobs are skipped and failed ones resumed
-        # A sweep job's own directory counts: a Slurm job requeued after a timeout continues in it.
-        previous = distributed.from_main(lambda: runs.find_previous(
-            Path(conf.paths.outputs).resolve(), fingerprint, exclude=None if sweeping else run_dir))
-        if previous and previous[1].status == "finished":
-            log(f"this config already finished in {previous[0]}; nothing to do (skipped).")
-            if parent_run_id and previous[1].mlflow_run_id:  # list it under this sweep's parent too
-                tracking.set_parent(uri, previous[1].mlflow_run_id, parent_run_id)
-            return previous[1].summary or {}
-        if previous:
-            run_dir, state = previous
-            resume_from = runs.last_checkpoint(run_dir)
-            log(f"resuming: continuing {run_dir} from {resume_from or 'the start (no checkpoint yet)'}")
-        elif conf.resume:
-            log("resume=true: no earlier run of this config found; starting a new one.")
-
-    log(f"run '{run_name}' -> {run_dir}")
+    warnings = data.size_warnings(splits, conf, audited=audit is not None)
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.eval)} eval pairs"
         + (f", {splits.skipped} malformed rows skipped (data.on_error=skip)" if splits.skipped else "")
         + (f"; {len(heldout)} held-out prompts" if heldout else ""))
-    log(f"MLflow: {uri} (experiment '{conf.tracking.experiment}')")
+    for message in warnings.values():
+        log(f"warning: {message}")
+    log(f"MLflow: {job.uri} (experiment '{conf.tracking.experiment}')")
 
-    # 3. tracking
-    state.tracking_uri = uri
-    command = "python -m dpo_exp " + " ".join(shlex.quote(o) for o in hydra_cfg.overrides.task)
-    interrupt_on_sigterm()  # a killed run is marked KILLED, not left RUNNING
+    # 4-7. the run's record (directory, run_state.json, MLflow run) stays open while it trains; it
+    # ends FINISHED, FAILED (any error) or KILLED (Ctrl-C, SIGTERM): dpo_exp.runs.open_run
     started = time.time()
-    try:
-        with tracking.mlflow_run(conf, uri=uri, run_name=run_name, fingerprint=fingerprint, run_dir=run_dir,
-                                 command=command, run_id=state.mlflow_run_id, parent_run_id=parent_run_id) as run_id:
-            state.mlflow_run_id, state.status = run_id, "running"
-            state.save(run_dir)
-            if distributed.is_main():
-                OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-            tracking.log_text_artifact(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-            if audit is not None and distributed.is_main():  # the audit ran before the run existed: its findings join it now
-                data_audit.log_to_active_run(audit, data_audit.write(audit, run_dir / "audit"), "audit")
-            summary = train_and_evaluate(conf, splits, heldout, run_dir, run_name, metric)
-            summary.update(run_id=run_id, run_dir=str(run_dir), minutes=(time.time() - started) / 60)
-            if metric is not None:  # what print_summary shows, also when a finished run is found again
-                summary["behaviour"] = {"name": metric.name, "headline": [list(h) for h in metric.headline]}
-    except BaseException:
-        state.status = "failed"
-        state.save(run_dir)
-        raise
-    state.status, state.summary = "finished", summary
-    state.save(run_dir)
+    with runs.open_run(job, conf, cfg, previous, warnings) as record:
+        log(f"run '{job.run_name}' -> {record.dir}")
+        if audit is not None and distributed.is_main():  # the audit ran before the run existed: it joins it now
+            data_audit.log_to_active_run(audit, data_audit.write(audit, record.dir / "audit"), "audit")
+        summary = train_and_evaluate(conf, splits, heldout, record, metric, audit)
+        summary.update(run_id=record.mlflow_run_id, run_dir=str(record.dir), minutes=(time.time() - started) / 60)
+        if metric is not None:  # what print_summary shows, also when a finished run is found again
+            summary["behaviour"] = {"name": metric.name, "headline": [list(h) for h in metric.headline]}
+        record.summary = summary
     if not distributed.is_main():
         return summary
-    print_summary(summary, uri)
+    print_summary(summary, job.uri)
     if conf.stage == config.Stage.sft_dpo and heldout:
-        three_way(list(hydra_cfg.overrides.task), run_dir)
+        three_way(list(HydraConfig.get().overrides.task), record.dir)
     return summary
 
 
@@ -136,12 +106,14 @@ def three_way(overrides: list[str], run_dir: Path) -> None:
         log(f"the three-way comparison failed (exit {result.returncode}); rerun the command above to retry.")
 
 
-def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir: Path, run_name: str,
-                       metric=None) -> dict:
+def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], record: runs.Run, metric=None,
+                       audit=None) -> dict:
     os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")  # params are our flattened config, not TrainingArguments
     from transformers import set_seed
 
     from dpo_exp import evaluate, models, tracking, train
+
+    run_dir = record.dir
 
     # 4. model (seeded first: LoRA's initial A matrices are random)
     set_seed(conf.train.seed)
@@ -149,6 +121,12 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir
     corpus = [m["content"] for row in splits.train + splits.eval for m in row["prompt"] + row["chosen"] + row["rejected"]]
     tokenizer, model, ref_model = models.load(conf, corpus)
     log(f"model '{conf.model.name}' loaded on {model.device} ({model.dtype}) in {time.time() - t0:.1f} s")
+    # what only the loaded model and tokenizer can tell: LoRA targets that exist, pairs that fit
+    models.check_lora_targets(model, conf)
+    length_warnings = train.check_lengths(conf, tokenizer, splits, audit)
+    for message in length_warnings.values():
+        log(f"warning: {message}")
+    tracking.set_tags({runs.TAG_WARNING + key: message for key, message in length_warnings.items()})
 
     # 5. train (SFT first when the stage asks for it)
     peft_config = models.peft_config(conf.lora)
@@ -162,12 +140,11 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], run_dir
             return finish_sft_only(conf, model, tokenizer, heldout, run_dir, metric)
     trainer = train.build_trainer(conf, model=model, ref_model=ref_model, tokenizer=tokenizer,
                                   train_rows=splits.train, eval_rows=splits.eval, run_dir=run_dir,
-                                  run_name=run_name, peft_config=peft_config)
+                                  run_name=record.name, peft_config=peft_config, resuming=record.checkpoint is not None)
     tracking.log_dict_artifact(trainer.args.to_dict(), "dpo_config.json")
     distributed.report(trainer)
     tracking.set_tags({f"dpo_exp.ref_logps.{split}": how for split, how in trainer.ref_cache_events.items()})
-    checkpoint = runs.last_checkpoint(run_dir)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    trainer.train(resume_from_checkpoint=str(record.checkpoint) if record.checkpoint else None)
     stopper = next(c for c in trainer.callback_handler.callbacks if isinstance(c, train.StopOnNonFinite))
     if stopper.bad_step is not None:
         raise UserError(f"Training diverged: the loss was not finite at step {stopper.bad_step}, so the run stopped "
@@ -262,20 +239,20 @@ def print_summary(summary: dict, uri: str) -> None:
     print(f"look at it: {ui_command(uri)}\n", flush=True)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_app("config")
 def main(cfg: DictConfig) -> float | None:
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         summary = run(cfg)
     except UserError as e:
-        print(f"\ndpo_exp: error: {e}\n", file=sys.stderr, flush=True)
+        error("dpo_exp", str(e))
         if not sweeping:
             sys.exit(2)
         return None  # in a sweep, one bad job does not stop the others
     except Exception:
         if not sweeping:
             raise
-        # The job's MLflow run is already marked FAILED; the other jobs go on.
+        # The job's MLflow run is already marked FAILED, with the reason; the other jobs go on.
         print(f"\ndpo_exp: job {HydraConfig.get().job.num} failed:\n{traceback.format_exc()}", file=sys.stderr,
               flush=True)
         return None
@@ -284,9 +261,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.argv = distributed.setup(numeric_beta(sys.argv))  # torchrun / accelerate launch: join the group
-    except UserError as e:
-        print(f"\ndpo_exp: error: {e}\n", file=sys.stderr, flush=True)
-        sys.exit(2)
-    main()
+    run_command(main, sys.argv, prepare=distributed.setup)  # torchrun / accelerate launch: join the group first

@@ -58,11 +58,10 @@ def resolve(name: str, spec: str, uri: str, download_dir: Path, key: str = "") -
 def _download_adapter(key: str, run_id: str, artifact: str, uri: str, dest: Path) -> Path:
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
+    from dpo_exp import tracking
     from dpo_exp.cli import log
 
-    client = MlflowClient(uri)
+    client = tracking.open_client(uri)
     try:
         client.get_run(run_id)
     except MlflowException:

@@ -15,22 +15,20 @@ import shlex
 import sys
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from dpo_exp import config
-from dpo_exp.cli import log, numeric_beta
+from dpo_exp.cli import hydra_app, log, run_command
 from dpo_exp.config import UserError
 
 config.register()
 
 
-# An absolute config path: Hydra resolves a relative one against this module's package.
-@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parents[1] / "conf"), config_name="audit")
+@hydra_app("audit")
 def main(cfg: DictConfig) -> None:
-    from dpo_exp import tracking
+    from dpo_exp import runs, tracking
     from dpo_exp.data import audit
 
     try:
@@ -40,7 +38,8 @@ def main(cfg: DictConfig) -> None:
             raise UserError(f"{e.full_key} is not set. Fix: pass it, e.g. python -m dpo_exp.audit data=file "
                             "data.path=pairs.jsonl") from None
         uri = tracking.resolve_uri_from(conf.tracking.uri)
-        tracking.check_reachable(uri)
+        tracking.check_store(uri)
+        runs.reap(Path(conf.paths.outputs).expanduser().resolve(), uri)  # runs a SIGKILL left RUNNING: KILLED
         out_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
         report = audit.standalone(conf, out_dir)
     except UserError as e:
@@ -56,5 +55,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = numeric_beta(sys.argv)
-    main()
+    run_command(main, sys.argv, name="dpo_exp.audit")

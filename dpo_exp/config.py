@@ -79,6 +79,48 @@ class DataFormat(str, Enum):
     ultrafeedback = "ultrafeedback"  # ultrafeedback_binarized rows (prompt, chosen/rejected messages)
 
 
+# The learning-rate schedules of transformers' SchedulerType that need no extra arguments (the others
+# need scheduler kwargs dpo_exp does not expose). tests/test_config.py builds each one.
+class LRScheduler(str, Enum):
+    linear = "linear"
+    cosine = "cosine"
+    cosine_with_restarts = "cosine_with_restarts"
+    polynomial = "polynomial"
+    constant = "constant"
+    constant_with_warmup = "constant_with_warmup"
+    inverse_sqrt = "inverse_sqrt"
+
+
+# transformers' optimizers that need only torch, and the bitsandbytes family (the `gpu` extra).
+# Others (GaLore, LOMO, APOLLO, schedule-free, torchao, XLA/NPU) need packages dpo_exp does not pin.
+class Optimizer(str, Enum):
+    adamw_torch = "adamw_torch"
+    adamw_torch_fused = "adamw_torch_fused"
+    adafactor = "adafactor"
+    sgd = "sgd"
+    adagrad = "adagrad"
+    rmsprop = "rmsprop"
+    adamw_bnb_8bit = "adamw_bnb_8bit"
+    adamw_8bit = "adamw_8bit"
+    paged_adamw_32bit = "paged_adamw_32bit"
+    paged_adamw_8bit = "paged_adamw_8bit"
+    ademamix = "ademamix"
+    ademamix_8bit = "ademamix_8bit"
+    paged_ademamix_32bit = "paged_ademamix_32bit"
+    paged_ademamix_8bit = "paged_ademamix_8bit"
+    lion_32bit = "lion_32bit"
+    lion_8bit = "lion_8bit"
+    paged_lion_32bit = "paged_lion_32bit"
+    paged_lion_8bit = "paged_lion_8bit"
+    rmsprop_bnb = "rmsprop_bnb"
+    rmsprop_bnb_8bit = "rmsprop_bnb_8bit"
+    rmsprop_bnb_32bit = "rmsprop_bnb_32bit"
+
+
+TORCH_OPTIMIZERS = {Optimizer.adamw_torch, Optimizer.adamw_torch_fused, Optimizer.adafactor, Optimizer.sgd,
+                    Optimizer.adagrad, Optimizer.rmsprop}
+
+
 class Stage(str, Enum):
     dpo = "dpo"  # DPO from the model as loaded (reference = that model)
     sft = "sft"  # SFT on the chosen replies only
@@ -208,7 +250,7 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     max_length: int = 512  # prompt + completion tokens
     warmup_ratio: float = 0.1
-    lr_scheduler: str = "cosine"
+    lr_scheduler: LRScheduler = LRScheduler.cosine
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     logging_steps: int = 5
@@ -218,7 +260,7 @@ class TrainConfig:
     precompute_ref_log_probs: bool = True  # one reference pass up front instead of one per step
     cache_ref_log_probs: bool = True  # reuse that pass across runs with the same model and data
     group_by_length: bool = True  # batches of similar length: less padding
-    optim: str = "adamw_torch"
+    optim: Optimizer = Optimizer.adamw_torch  # bitsandbytes ones need the `gpu` extra
 
 
 @dataclass
@@ -382,6 +424,12 @@ def validate(cfg: Config) -> None:
     if cfg.loss.weights is not None and len(cfg.loss.weights) != n_terms:
         bad("loss.weights", cfg.loss.weights, f"needs one weight per loss term ({n_terms})",
             "give as many weights as loss.type plus loss.extra_types")
+    if not 0 <= cfg.train.warmup_ratio <= 1:
+        bad("train.warmup_ratio", cfg.train.warmup_ratio, "it is the fraction of the steps spent warming up the "
+            "learning rate, in [0, 1] (a value above 1 would be read as a number of steps)", "use e.g. train.warmup_ratio=0.1")
+    if cfg.hardware.num_threads is not None and cfg.hardware.num_threads < 1:
+        bad("hardware.num_threads", cfg.hardware.num_threads, "torch needs at least one CPU thread",
+            "use a positive number, or hardware.num_threads=null for torch's default")
     if not cfg.train.learning_rate > 0:
         bad("train.learning_rate", cfg.train.learning_rate, "must be > 0", "use e.g. train.learning_rate=5e-5")
     for key in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps", "eval_steps",
@@ -452,8 +500,43 @@ def validate_audit(a: AuditConfig, bad) -> None:
                 f"set e.g. audit.{name}.warn=0.05 audit.{name}.error=0.2")
 
 
+def unknown_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Keys of `node` its schema does not have, each with the keys it does have at that level.
+
+    Hydra rejects `train.typo=1`, but `+train.typo=1` (the `+` its own error message suggests) adds the
+    key, and OmegaConf.to_object would then drop it without a word."""
+    import dataclasses
+
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return []  # a free-form mapping (data.where, eval_models): any key is fine
+    known = [f.name for f in dataclasses.fields(schema)]
+    found = []
+    for key in node.keys():
+        if key not in known:
+            found.append((f"{prefix}{key}", known))
+            continue
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            found += unknown_keys(child, f"{prefix}{key}.")
+    return found
+
+
 def to_object(cfg: DictConfig) -> Config:
-    """Typed view of a composed config; runs `validate`."""
+    """Typed view of a composed config; rejects keys the schema lacks and runs `validate`."""
+    unknown = unknown_keys(cfg)
+    if unknown:
+        import difflib
+
+        key, known = unknown[0]
+        group, _, name = key.rpartition(".")
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"Did you mean {group + '.' if group else ''}{close[0]}? " if close else ""
+        others = f" (and {', '.join(k for k, _ in unknown[1:])})" if len(unknown) > 1 else ""
+        raise UserError(
+            f"Unknown config key {key}{others}: dpo_exp has no such key, so its value would be silently ignored "
+            f"(a `+` in front of a key adds it even when no such key exists). {hint}Fix: remove it, or use a key "
+            f"that exists (at {group or 'the top level'}: {', '.join(known)}; `python -m dpo_exp --help` lists all).")
     obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, Config), "compose with conf/config.yaml (its defaults start with `schema`)"
     validate(obj)
@@ -491,8 +574,10 @@ def describe_overrides(overrides: list[str]) -> str:
 
 
 def fingerprint(cfg: DictConfig | Config) -> str:
-    """Stable id of what a run computes: same config (ignoring `resume` and the data audit's settings,
-    which change no result) = same fingerprint."""
+    """Stable id of what a run computes: same config = same fingerprint. What changes no result does not
+    count: `resume`, the data audit's settings, and where the run is recorded and kept (`tracking.*`,
+    `paths.*`), so resuming with another tracking URI finds the run, and is then refused with both URIs
+    named, instead of quietly starting a new one."""
     params = {k: v for k, v in flatten(cfg).items()
-              if k != "resume" and k != "data.audit" and not k.startswith("audit.")}
+              if k not in ("resume", "data.audit") and not k.startswith(("audit.", "tracking.", "paths."))}
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]

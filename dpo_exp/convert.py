@@ -11,21 +11,18 @@ data.path, in order: the split keys eval_path and max_rows are not used); output
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from dpo_exp.cli import log
+from dpo_exp.cli import hydra_app, log, run_command
 from dpo_exp.config import UserError
 from dpo_exp.data import convert as data_convert
 
 data_convert.register()
 
 
-# An absolute config path: Hydra resolves a relative one against this module's package.
-@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parents[1] / "conf"), config_name="convert")
+@hydra_app("convert")
 def main(cfg: DictConfig) -> None:
     try:
         try:
@@ -49,4 +46,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, sys.argv, name="dpo_exp.convert")

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -65,6 +66,10 @@ def bundled_gguf() -> Path:
     return path
 
 
+# A hub repo id: `gpt2`, `Qwen/Qwen2.5-0.5B-Instruct` (what huggingface_hub accepts).
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+
+
 def check_available(model: ModelConfig) -> None:
     """Fail fast, before data or tracking work, when the model cannot be found."""
     if model.source == ModelSource.bundled:
@@ -73,13 +78,89 @@ def check_available(model: ModelConfig) -> None:
         architecture_config(model)
     elif model.source == ModelSource.pretrained:
         path = Path(os.path.expanduser(model.path))
-        looks_local = model.path.startswith((".", "/", "~")) or path.exists() or model.path.count("/") != 1
-        if looks_local and not (path / "config.json").is_file():
+        local = path.exists() or model.path.startswith((".", "/", "~")) or not HUB_ID.fullmatch(model.path)
+        if local and not (path / "config.json").is_file():
             raise UserError(
                 f"model.path={model.path!r} is not a Hugging Face model folder (no config.json in {path.resolve()}). "
                 "Fix: point model.path at a folder saved with save_pretrained, or use a hub id such as "
                 "Qwen/Qwen2.5-0.5B-Instruct on a machine that can reach the hub."
             )
+        if not local:
+            check_hub_model(model.path, model.revision)
+
+
+def check_hub_model(repo_id: str, revision: str | None, timeout: float = 5.0) -> None:
+    """A hub id must be in the local cache, or the hub must answer now: otherwise from_pretrained
+    would retry for a minute and end in a raw OSError."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str):
+        return  # downloaded before
+    fix = (f"Fix: on a machine with network access run `hf download {repo_id}` and copy {constants.HF_HUB_CACHE} "
+           "here (or point HF_HOME at it), or pass a local folder saved with save_pretrained: model=local "
+           f"model.path=/path/to/{repo_id.split('/')[-1]}.")
+    if constants.HF_HUB_OFFLINE:
+        raise UserError(f"model.path={repo_id!r} is a Hugging Face hub id that is not in the local cache "
+                        f"({constants.HF_HUB_CACHE}), and hub access is switched off (HF_HUB_OFFLINE=1). {fix}")
+    url = f"{constants.ENDPOINT}/api/models/{repo_id}" + (f"/revision/{revision}" if revision else "")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            resp.read(1)
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            raise UserError(f"model.path={repo_id!r}: the hub refuses access ({e.code}); the model is gated or "
+                            "private. Fix: accept its terms on huggingface.co and log in (`hf auth login`), or "
+                            "pass a local folder: model=local model.path=/path/to/model.") from None
+        if e.code == 404:
+            raise UserError(f"model.path={repo_id!r} is neither a local folder nor a model on {constants.ENDPOINT} "
+                            f"(404{f' at revision {revision}' if revision else ''}). Fix: check the spelling "
+                            "(org/name), or pass a local folder saved with save_pretrained.") from None
+        # any other answer: the hub is there; from_pretrained reports what it finds
+    except (urllib.error.URLError, OSError) as e:
+        raise UserError(f"model.path={repo_id!r} is a Hugging Face hub id that is not in the local cache "
+                        f"({constants.HF_HUB_CACHE}), and the hub ({constants.ENDPOINT}) cannot be reached "
+                        f"({getattr(e, 'reason', e)}). {fix}") from None
+
+
+def check_environment(cfg: Config) -> None:
+    """What the hardware and optional packages must provide, checked before any run is recorded:
+    a GPU for hardware=gpu_* (device=cuda or 4-bit), bitsandbytes for 4-bit and its optimizers."""
+    from dpo_exp.config import TORCH_OPTIMIZERS
+
+    hw = cfg.hardware
+    needs_bnb = [what for what, needed in (("hardware.load_in_4bit=true", hw.load_in_4bit),
+                                           (f"train.optim={cfg.train.optim.value}",
+                                            cfg.train.optim not in TORCH_OPTIMIZERS)) if needed]
+    if needs_bnb and importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError(f"{' and '.join(needs_bnb)} need(s) bitsandbytes, which is not installed. Fix: "
+                        "`pip install -e \".[gpu]\"` on a CUDA machine, or use hardware=cpu/gpu_bf16 and "
+                        "train.optim=adamw_torch.")
+    if hw.device == Device.cuda or hw.load_in_4bit:
+        resolve_device_dtype(hw)  # imports torch: only for configs that ask for a GPU
+
+
+def check_lora_targets(model, cfg: Config) -> None:
+    """Every name in lora.target_modules must name a module of the loaded model: PEFT fails only when
+    none matches, and silently skips a misspelt one among others."""
+    lora = cfg.lora
+    targets = list(lora.target_modules)
+    if not lora.enabled or targets == ["all-linear"]:
+        return
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                         if isinstance(module, (torch.nn.Linear, Conv1D)) and not name.endswith("lm_head")})
+        raise UserError(
+            f"lora.target_modules names {', '.join(missing)}, but model '{cfg.model.name}' has no module of "
+            f"{'that name' if len(missing) == 1 else 'those names'}. Its linear layers: {', '.join(linear)}. Fix: "
+            f"lora.target_modules=[{','.join(linear[:2])}] (any of those), or lora=all_linear for all of them.")
 
 
 def resolve_device_dtype(hw: HardwareConfig) -> tuple[str, "torch.dtype"]:

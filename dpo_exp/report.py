@@ -53,9 +53,9 @@ def _fmt(value) -> str:
 
 
 def build(uri: str, parent_run_id: str, out_dir: Path | None = None) -> Summary:
-    from mlflow.tracking import MlflowClient
+    from dpo_exp import tracking
 
-    client = MlflowClient(uri)
+    client = tracking.open_client(uri)
     runs = child_runs(client, parent_run_id)
     params = [run.data.params for run in runs]
     keys = sorted({k for p in params for k in p})
@@ -68,18 +68,24 @@ def build(uri: str, parent_run_id: str, out_dir: Path | None = None) -> Summary:
                "minutes": round((end - run.info.start_time) / 60000, 2)}
         for metric, column in COLUMNS:
             row[column] = run.data.metrics.get(metric, float("nan"))
+        row["error"] = run.data.tags.get("dpo_exp.error", "") if run.info.status != "FINISHED" else ""
         rows.append(row)
     header = ["run", *varying, "status", *[c for _, c in COLUMNS], "minutes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(r[h]) for h in header) + " |" for r in rows]
+    failed = [r for r in rows if r["status"] != "FINISHED"]
+    if failed:  # which jobs, and why, in the words of their error
+        lines += ["", f"Not finished ({len(failed)} of {len(rows)}):"]
+        lines += [f"- {r['run']}: {r['status']}: {(r['error'] or 'no error recorded').splitlines()[0][:400]}"
+                  for r in failed]
     summary = Summary(rows=rows, varying=varying, markdown="\n".join(lines) + "\n")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.md").write_text(summary.markdown)
         with open(out_dir / "summary.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["run_id", *header])
+            writer = csv.DictWriter(f, fieldnames=["run_id", *header, "error"])
             writer.writeheader()
-            writer.writerows({k: r[k] for k in ["run_id", *header]} for r in rows)
+            writer.writerows({k: r[k] for k in ["run_id", *header, "error"]} for r in rows)
         summary.files = [out_dir / "summary.md", out_dir / "summary.csv", *plot(client, runs, rows, varying, out_dir)]
     return summary
 
@@ -160,25 +166,53 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db")
     parser.add_argument("--out", default=None, help="output folder (default: ./sweep_summary_<id>)")
     args = parser.parse_args()
-    from dpo_exp.tracking import resolve_uri_from
+    from dpo_exp.cli import error
+    from dpo_exp.config import UserError
 
-    uri = resolve_uri_from(args.tracking_uri)
-    parent = args.sweep
+    try:
+        summary = rebuild(args.sweep, args.tracking_uri, args.out)
+    except UserError as e:
+        error("dpo_exp.report", str(e))
+        raise SystemExit(2) from None
+    print(summary.markdown)
+    print(f"written: {', '.join(str(f) for f in summary.files)}")
+
+
+def rebuild(sweep: str, tracking_uri: str | None, out: str | None) -> Summary:
+    from mlflow.exceptions import MlflowException
+
+    from dpo_exp import runs, tracking
+    from dpo_exp.config import UserError
+
+    uri = tracking.resolve_uri_from(tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise UserError(f"There is no MLflow store at {uri} (no such file). Fix: run from the folder the sweep ran in, "
+                        "or pass --tracking-uri of the store it logged to.")
+    tracking.check_store(uri)
+    runs.reap(None, uri)  # a sweep whose process was SIGKILLed: its parent and children are not RUNNING
+    client = tracking.open_client(uri)
+    parent = sweep
     if Path(parent).is_dir():
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(uri)
         wanted = str(Path(parent).resolve())
         found = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                    filter_string=f"tags.`dpo_exp.sweep_dir` = '{wanted}'", max_results=1)
         if not found:
-            raise SystemExit(f"No sweep parent run for {wanted} in {uri}. Fix: pass the parent run id, or "
-                             "--tracking-uri of the store the sweep logged to.")
+            raise UserError(f"No sweep parent run for {wanted} in {uri}. Fix: pass the parent run id, or "
+                            "--tracking-uri of the store the sweep logged to.")
         parent = found[0].info.run_id
-    out = Path(args.out or f"sweep_summary_{parent[:8]}")
-    summary = build(uri, parent, out)
-    print(summary.markdown)
-    print(f"written: {', '.join(str(f) for f in summary.files)}")
+    else:
+        try:
+            run = client.get_run(parent)
+        except MlflowException:
+            raise UserError(f"{parent!r} is neither a sweep directory nor a run in the MLflow store {uri}. Fix: pass "
+                            "a sweep's parent run id (printed as 'sweep: parent run <id>' when it started) or its "
+                            "outputs/<experiment>/multirun_<date> folder, and --tracking-uri if the sweep logged "
+                            "elsewhere.") from None
+        if run.data.tags.get("dpo_exp.role") != "sweep":
+            raise UserError(f"MLflow run {parent} ({run.info.run_name!r}) is not a sweep's parent run, so it has no "
+                            "jobs to summarise. Fix: pass the parent run id printed when the sweep started, or the "
+                            "sweep's multirun_<date> folder.")
+    return build(uri, parent, Path(out or f"sweep_summary_{parent[:8]}"))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,11 @@ class PrefixedMLflowLogger(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         import mlflow
 
-        metrics = {f"sft/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+        from dpo_exp.tracking import unlogged
+
+        # unlogged: an SFT stage interrupted before its adapter was saved runs again on resume
+        metrics = unlogged({f"sft/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))},
+                           state.global_step)
         if metrics and mlflow.active_run() is not None:
             mlflow.log_metrics(metrics, step=state.global_step)
         if "loss" in (logs or {}):
@@ -58,7 +62,7 @@ def train_sft(cfg: Config, *, model, tokenizer, train_rows: list[dict], run_dir:
         per_device_train_batch_size=cfg.train.batch_size,
         gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
         warmup_steps=cfg.train.warmup_ratio,
-        lr_scheduler_type=cfg.train.lr_scheduler,
+        lr_scheduler_type=cfg.train.lr_scheduler.value,
         max_length=cfg.train.max_length,
         logging_steps=cfg.train.logging_steps,
         seed=cfg.train.seed,

@@ -5,8 +5,12 @@
   file store is deprecated).
 - Params: the flattened resolved config (`train.learning_rate`, `beta.value`, ...), so runs of a
   sweep line up in the UI's compare view. Metrics come from TRL through transformers'
-  MLflowCallback (we only stop it from logging all TrainingArguments as params).
-- Status: a run that raises is marked FAILED (KILLED on Ctrl-C/SIGTERM), never left RUNNING.
+  MLflowCallback (we only stop it from logging all TrainingArguments as params, and a resumed
+  run from logging a step twice).
+- Status: `mlflow_run` ends a run FINISHED, FAILED or KILLED; dpo_exp.runs decides when (the
+  run's lifecycle lives there).
+- A fresh sqlite store is created under a file lock, so runs started at once do not race MLflow's
+  schema migration.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dpo_exp.config import Config, UserError, flatten
 TAG_FINGERPRINT = "dpo_exp.fingerprint"
 TAG_RUN_DIR = "dpo_exp.run_dir"
 TAG_COMMAND = "dpo_exp.command"
+TAG_ERROR = "dpo_exp.error"  # why a run FAILED or was KILLED
 
 
 def on_main_process(fn):
@@ -48,11 +53,16 @@ def resolve_uri(cfg: Config) -> str:
 
 
 def resolve_uri_from(uri: str | None) -> str:
-    if uri:
-        return uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        # Relative to this directory, written absolute: the URI a resumed run compares must not
+        # depend on where the next command is started.
+        uri = f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+    return uri
+
+
+def uri_source() -> str:
+    return "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "tracking.uri"
 
 
 def ui_command(uri: str) -> str:
@@ -61,9 +71,12 @@ def ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail before any model work if the tracking store cannot be used."""
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """Fail before any model work if the tracking store cannot be used. Creates nothing: a new sqlite
+    store is created when the first run is recorded (`open_client`)."""
     parsed = urlparse(uri)
+    fix_default = ("or unset MLFLOW_TRACKING_URI (and tracking.uri) to log to the local sqlite store "
+                   "mlflow.db in the current directory")
     if parsed.scheme in ("http", "https"):
         try:
             with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
@@ -71,19 +84,77 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise UserError(
-                f"The MLflow tracking server at {uri} is unreachable ({reason}). The URI comes from "
-                f"{'tracking.uri' if not os.environ.get('MLFLOW_TRACKING_URI') else 'MLFLOW_TRACKING_URI'}. "
+                f"The MLflow tracking server at {uri} is unreachable ({reason}). The URI comes from {uri_source()}. "
                 "Fix: start it, e.g. `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri "
-                "sqlite:///mlflow.db`, or unset MLFLOW_TRACKING_URI (and tracking.uri) to log to the local "
-                "sqlite store in the current directory."
+                f"sqlite:///mlflow.db`, {fix_default}."
             ) from None
-    elif parsed.scheme == "sqlite":
+        return
+    if parsed.scheme in ("file", ""):
+        raise UserError(
+            f"The MLflow URI {uri} (from {uri_source()}) names a folder store, which MLflow 3 no longer opens by "
+            "default. Fix: use a database, e.g. tracking.uri=sqlite:////abs/path/mlflow.db (`mlflow "
+            "migrate-filestore` converts an existing folder store), a server URL http://host:port, " + fix_default + ".")
+    if parsed.scheme == "sqlite":
+        if not uri.startswith("sqlite:////"):
+            raise UserError(f"The MLflow URI {uri} is not a sqlite file URI. Fix: write sqlite:////abs/path/mlflow.db "
+                            "(four slashes for an absolute path).")
         db = Path(uri[len("sqlite:///"):])
         if not db.parent.is_dir() or not os.access(db.parent, os.W_OK):
             raise UserError(
                 f"The MLflow store {uri} cannot be written: {db.parent} is not a writable directory. "
                 "Fix: run from a writable directory, or set tracking.uri=sqlite:////abs/path/mlflow.db."
             )
+        if db.exists():  # an existing file must be an MLflow database
+            open_client(uri)
+        return
+    open_client(uri)
+
+
+_opened: set[str] = set()
+
+
+def open_client(uri: str):
+    """An MlflowClient for `uri`. The first in this process opens the store, and a new sqlite file is
+    created under `store_lock`: two processes creating one database at once crash in MLflow's schema
+    migration."""
+    from mlflow.tracking import MlflowClient
+
+    if uri not in _opened:
+        if uri.startswith("sqlite:///"):
+            with store_lock(uri):
+                _open_store(uri)
+        else:
+            _open_store(uri)
+        _opened.add(uri)
+    return MlflowClient(uri)
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock beside a sqlite store (`mlflow.db.lock`): held while a process first opens it."""
+    import fcntl
+
+    with open(uri[len("sqlite:///"):] + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_store(uri: str) -> None:
+    """Open (and for a new sqlite file, create) the store once, turning MLflow's errors into one paragraph."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as e:  # noqa: BLE001 - any failure to open the store is the user's URI or database
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"The MLflow store {uri} (from {uri_source()}) cannot be opened: {first[:400]}. Fix: use "
+            "tracking.uri=sqlite:////abs/path/mlflow.db, a server URL http://host:port, or a database URL "
+            "MLflow supports (postgresql://, mysql://), or unset it to use mlflow.db in the current directory."
+        ) from None
 
 
 def get_or_create_experiment(client, name: str, uri: str) -> str:
@@ -102,22 +173,24 @@ def get_or_create_experiment(client, name: str, uri: str) -> str:
 
 @contextlib.contextmanager
 def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_dir: Path, command: str,
-               run_id: str | None = None, parent_run_id: str | None = None) -> Iterator[str]:
-    """Start (or, with `run_id`, reopen) the run; yield its id; end it FINISHED, FAILED or KILLED.
+               run_id: str | None = None, parent_run_id: str | None = None,
+               tags: dict[str, str] | None = None) -> Iterator[str]:
+    """Start (or, with `run_id`, reopen) the run; yield its id; end it FINISHED, FAILED (with the error as
+    the tag `dpo_exp.error`) or KILLED. A reopened run logs each (metric, step) it already holds only once.
 
     Ranks > 0 of a multi-process run yield None and touch nothing (rank 0 owns the run)."""
     if not distributed.is_main():
         yield None
         return
     import mlflow
-    from mlflow.tracking import MlflowClient
 
+    client = open_client(uri)
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
     experiment_id = get_or_create_experiment(client, cfg.tracking.experiment, uri)
-    tags = {TAG_FINGERPRINT: fingerprint, TAG_RUN_DIR: str(run_dir), TAG_COMMAND: command}
+    tags = {TAG_FINGERPRINT: fingerprint, TAG_RUN_DIR: str(run_dir), TAG_COMMAND: command, **(tags or {})}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
+    _logged.clear()
     if run_id is None:
         run = client.create_run(experiment_id, run_name=run_name, tags=tags)
         run_id = run.info.run_id
@@ -127,6 +200,14 @@ def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_di
         items = [Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow's batch limit
             client.log_batch(run_id, params=items[i : i + 100])
+    else:
+        for key in client.get_run(run_id).data.metrics:
+            _logged.update((key, m.step) for m in client.get_metric_history(run_id, key))
+        from mlflow.entities import RunTag
+
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        if TAG_ERROR in client.get_run(run_id).data.tags:  # why it stopped last time; running again now
+            client.delete_tag(run_id, TAG_ERROR)
     active = mlflow.start_run(run_id=run_id)
     status = "FINISHED"
     try:
@@ -134,27 +215,56 @@ def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_di
     except (KeyboardInterrupt, SystemExit):
         status = "KILLED"
         raise
-    except BaseException:
+    except BaseException as e:
         status = "FAILED"
+        with contextlib.suppress(Exception):
+            client.set_tag(run_id, TAG_ERROR, f"{type(e).__name__}: {e}"[:5000])
         raise
     finally:
-        if mlflow.active_run() is None:  # something ended it early: reattach to set the status
-            mlflow.start_run(run_id=run_id)
-        mlflow.end_run(status=status)
+        _logged.clear()
+        try:
+            if mlflow.active_run() is None:  # something ended it early: reattach to set the status
+                mlflow.start_run(run_id=run_id)
+            mlflow.end_run(status=status)
+        except Exception as e:  # noqa: BLE001 - e.g. a full disk under the store: never hide the run's own error
+            print(f"[dpo_exp] could not mark MLflow run {run_id} {status}: {e}", flush=True)
         del active
 
 
-@on_main_process
-def record_failed_run(cfg, *, uri: str, run_name: str, parent_run_id: str | None, error: str) -> None:
-    """A FAILED run for a sweep job that stopped before training (e.g. an invalid value in the grid)."""
-    from mlflow.entities import Param
-    from mlflow.tracking import MlflowClient
+# (metric, step) pairs the active run holds: a resumed run recomputes the steps after its checkpoint,
+# and MLflow, which cannot delete a value, would otherwise keep two for each of them (Trainer also logs
+# `epoch` with both the train and the eval line of a step).
+_logged: set[tuple[str, int]] = set()
 
-    client = MlflowClient(uri)
-    tags = {"dpo_exp.error": error[:5000]}
+
+def unlogged(metrics: dict, step: int) -> dict:
+    """`metrics` less the ones the active run already holds at `step`; the rest count as logged now."""
+    fresh = {k: v for k, v in metrics.items() if (k, step) not in _logged}
+    _logged.update((k, step) for k in fresh)
+    return fresh
+
+
+@on_main_process
+def record_failed_run(cfg, *, uri: str, run_name: str, parent_run_id: str | None, fingerprint: str,
+                      error: str) -> None:
+    """A FAILED run for a sweep job that stopped before training (e.g. an invalid value in the grid).
+    A job that already has such a record under this parent (a re-run sweep) updates it instead."""
+    from mlflow.entities import Param
+
+    client = open_client(uri)
+    experiment_id = get_or_create_experiment(client, cfg.tracking.experiment, uri)
+    tags = {TAG_ERROR: error[:5000], TAG_FINGERPRINT: fingerprint}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(get_or_create_experiment(client, cfg.tracking.experiment, uri), run_name=run_name, tags=tags)
+        earlier = client.search_runs([experiment_id], filter_string=(
+            f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`{TAG_FINGERPRINT}` = '{fingerprint}'"),
+            max_results=1)
+        if earlier:
+            for key, value in tags.items():
+                client.set_tag(earlier[0].info.run_id, key, value)
+            client.set_terminated(earlier[0].info.run_id, status="FAILED")
+            return
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     try:
         params = [Param(k, v[:6000]) for k, v in flatten(cfg).items()]
     except Exception:  # values that cannot even be resolved: the error tag says why
@@ -164,11 +274,30 @@ def record_failed_run(cfg, *, uri: str, run_name: str, parent_run_id: str | None
     client.set_terminated(run.info.run_id, status="FAILED")
 
 
+def running_runs(uri: str, owner_tag: str) -> list[tuple[str, str, str]]:
+    """(run id, name, owner) of every RUNNING run in the store that carries `owner_tag`."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return []  # no store yet, nothing in it
+    client = open_client(uri)
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    if not experiments:
+        return []
+    found = client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    return [(r.info.run_id, r.info.run_name, r.data.tags[owner_tag]) for r in found if owner_tag in r.data.tags]
+
+
+@on_main_process
+def mark_killed(uri: str, run_id: str, why: str) -> None:
+    """KILLED, if the run is still RUNNING (a finished run stays finished)."""
+    client = open_client(uri)
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_tag(run_id, TAG_ERROR, why)
+        client.set_terminated(run_id, status="KILLED")
+
+
 @on_main_process
 def set_parent(uri: str, run_id: str, parent_run_id: str) -> None:
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient(uri).set_tag(run_id, "mlflow.parentRunId", parent_run_id)
+    open_client(uri).set_tag(run_id, "mlflow.parentRunId", parent_run_id)
 
 
 @on_main_process
@@ -208,7 +337,9 @@ def set_tags(tags: dict[str, str]) -> None:
 def log_metrics(metrics: dict[str, float], step: int) -> None:
     import mlflow
 
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+    metrics = unlogged({k: float(v) for k, v in metrics.items()}, step)
+    if metrics:
+        mlflow.log_metrics(metrics, step=step)
 
 
 @on_main_process

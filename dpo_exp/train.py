@@ -22,18 +22,20 @@ from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
+from transformers.integrations import MLflowCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
 from dpo_exp import distributed, evaluate
-from dpo_exp.config import Config
+from dpo_exp.config import Config, UserError
 from dpo_exp.monitor import DPOMonitor
 
 # Metrics shown in the console progress line, by TRL's names.
 CONSOLE_KEYS = (("loss", "loss"), ("rewards/margins", "margin"), ("rewards/accuracies", "acc"))
 
 
-def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf16: bool, use_cpu: bool) -> DPOConfig:
+def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf16: bool, use_cpu: bool,
+               resuming: bool = False) -> DPOConfig:
     t, loss = cfg.train, cfg.loss
     eval_strategy = "steps" if has_eval else "no"
     return DPOConfig(
@@ -48,17 +50,17 @@ def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf1
         per_device_eval_batch_size=t.eval_batch_size,
         gradient_accumulation_steps=t.gradient_accumulation_steps,
         warmup_steps=t.warmup_ratio,  # transformers 5: a value < 1 is a fraction of the total steps
-        lr_scheduler_type=t.lr_scheduler,
+        lr_scheduler_type=t.lr_scheduler.value,
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
-        optim=t.optim,
+        optim=t.optim.value,
         max_length=t.max_length,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         logging_nan_inf_filter=False,  # Trainer's default logs an inf/NaN loss as 0: divergence must show
         eval_strategy=eval_strategy,
         eval_steps=t.eval_steps,
-        eval_on_start=has_eval and cfg.eval.at_start,
+        eval_on_start=has_eval and cfg.eval.at_start and not resuming,  # a resumed run has its step-0 point
         save_strategy="steps",
         save_steps=t.eval_steps,
         save_total_limit=t.save_total_limit,
@@ -273,6 +275,16 @@ class ConsoleProgress(TrainerCallback):
                   + (f" | {per_step:.2f} s/step | {eta}" if math.isfinite(per_step) else ""), flush=True)
 
 
+class MLflowOncePerStep(MLflowCallback):
+    """transformers' MLflow logging, less the values the run already holds at that step: a resumed run
+    recomputes the steps between its checkpoint and the interruption (dpo_exp.tracking.unlogged)."""
+
+    def on_log(self, args, state, control, logs, model=None, **kwargs):
+        from dpo_exp.tracking import unlogged
+
+        super().on_log(args, state, control, unlogged(logs or {}, state.global_step), model=model, **kwargs)
+
+
 class StopOnNonFinite(TrainerCallback):
     """Stop cleanly when the loss is NaN/inf: the last checkpoint stays the last good one."""
 
@@ -300,7 +312,7 @@ def computes_in_bf16(cfg: Config, model) -> bool:
 
 
 def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_rows, run_dir: Path, run_name: str,
-                  peft_config) -> DPOExpTrainer:
+                  peft_config, resuming: bool = False) -> DPOExpTrainer:
     import datasets
     from transformers.trainer_callback import PrinterCallback
 
@@ -311,7 +323,7 @@ def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_
     # accelerate turns DeepSpeed off when told use_cpu; DeepSpeed finds the CPU by itself.
     on_cpu = next(model.parameters()).device.type == "cpu" and not distributed.uses_deepspeed(cfg)
     args = dpo_config(cfg, run_dir, has_eval=bool(eval_rows), run_name=run_name, bf16=computes_in_bf16(cfg, model),
-                      use_cpu=on_cpu)
+                      use_cpu=on_cpu, resuming=resuming)
     kl_prompts = [row["prompt"] for row in eval_rows[: cfg.eval.kl_prompts]]
     trainer = DPOExpTrainer(
         model=model,
@@ -330,7 +342,56 @@ def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_
         ref_cache_dir=Path(cfg.paths.cache).expanduser() / "ref_logps" if cfg.train.cache_ref_log_probs else None,
     )
     trainer.remove_callback(PrinterCallback)  # raw log dicts; ConsoleProgress prints a readable line
+    handler = trainer.callback_handler
+    handler.callbacks = [MLflowOncePerStep() if type(c) is MLflowCallback else c for c in handler.callbacks]
     return trainer
+
+
+def check_lengths(cfg: Config, tokenizer, splits, audited=None) -> dict[str, str]:
+    """Fail when train.max_length leaves no room for a reply after the prompts of every train (or every
+    eval) pair: TRL drops such pairs, and with none left it crashes. Fewer such pairs, and pairs that
+    lose the end of a reply, are warnings: {name: message}. Counted as TRL tokenizes: the chat template
+    over the prompt (with the generation prompt), and over prompt + reply.
+
+    `audited`: the pre-train data audit's report. It counted and reported both already (and stops the
+    run itself with data.audit=error), so then only the error is left to give, and only when the audit
+    found a prompt too long."""
+    if audited is not None and not any(c.count for c in audited.checks if c.name == "prompt_too_long"):
+        return {}
+
+    def length(messages: list[dict], **kwargs) -> int:
+        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)["input_ids"])
+
+    limit = cfg.train.max_length
+    rows = [*splits.train, *splits.eval]
+    prompts = [length(r["prompt"], add_generation_prompt=True) for r in rows]
+    # A reply takes at most one token per character plus its template's few: skip tokenizing the
+    # pairs when even that bound fits (the usual case, so the check costs one pass over the prompts).
+    reply_chars = [max(sum(len(m["content"]) + 16 for m in r[k]) for k in ("chosen", "rejected")) for r in rows]
+    if all(p + c <= limit for p, c in zip(prompts, reply_chars)):
+        pairs = [p + c for p, c in zip(prompts, reply_chars)]
+    else:
+        pairs = [max(length(r["prompt"] + r["chosen"]), length(r["prompt"] + r["rejected"])) for r in rows]
+    fits = max(pairs, default=0)
+    n_train = len(splits.train)
+    dropped_train = sum(n >= limit for n in prompts[:n_train])
+    dropped_eval = sum(n >= limit for n in prompts[n_train:])
+    dropped = dropped_train + dropped_eval
+    if dropped_train == n_train or (splits.eval and dropped_eval == len(splits.eval)):
+        raise UserError(
+            f"train.max_length={limit} is shorter than the prompts: {dropped} of {len(rows)} pairs have a prompt of "
+            f"{limit} tokens or more (the longest: {max(prompts)}), which leaves no room for a reply, so TRL would "
+            f"drop them, and no {'train' if dropped_train == n_train else 'eval'} pair would be left. Fix: "
+            f"train.max_length={fits} fits every pair (prompt + reply), or filter out long rows.")
+    found = {}
+    if dropped and audited is None:
+        found["dropped"] = (f"{dropped} of {len(rows)} pairs have a prompt of train.max_length={limit} tokens or more "
+                            f"and are dropped (no room for a reply); train.max_length={fits} fits every pair.")
+    cut = sum(limit > p and n > limit for p, n in zip(prompts, pairs))
+    if cut and audited is None:
+        found["truncated"] = (f"{cut} of {len(rows)} pairs are longer than train.max_length={limit} tokens and lose "
+                              f"the end of their reply; train.max_length={fits} fits every pair.")
+    return found
 
 
 def final_metrics(trainer: DPOExpTrainer) -> dict[str, float]:

@@ -88,10 +88,12 @@ def test_wrong_type_fails_at_composition():
     assert isinstance(e.value.__cause__, ValidationError)
 
 
-def test_fingerprint_ignores_resume_only():
+def test_fingerprint_ignores_resume_and_where_a_run_is_recorded():
     base = config.fingerprint(compose([]))
-    assert config.fingerprint(compose(["resume=true"])) == base
+    for same in (["resume=true"], ["tracking.uri=sqlite:////x/mlflow.db"], ["paths.outputs=/elsewhere"]):
+        assert config.fingerprint(compose(same)) == base, same
     assert config.fingerprint(compose(["beta=high"])) != base
+    assert config.fingerprint(compose(["data.max_rows=10"])) != base
 
 
 def test_flatten_gives_dotted_string_params():
@@ -136,3 +138,20 @@ def test_cli_bad_input_fails_fast_with_a_clear_message(args, expected, workdir):
     assert re.search(expected, out.stderr, re.S), out.stderr[-2000:]
     assert "Traceback" not in out.stderr or "nonsense" in expected  # Hydra owns unknown-key errors
     assert "loaded on" not in out.stdout  # failed before any model was loaded
+
+
+def test_scheduler_and_optimizer_choices_follow_the_installed_transformers():
+    """Each scheduler we offer builds with only the arguments dpo_exp passes; each optimizer is one of
+    transformers', the bitsandbytes family exactly as transformers groups it."""
+    import torch
+    from transformers.optimization import get_scheduler
+    from transformers.trainer_optimizer import _BITSANDBYTES_OPTIMIZERS
+    from transformers.training_args import OptimizerNames
+
+    from dpo_exp.config import TORCH_OPTIMIZERS, LRScheduler, Optimizer
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    for name in LRScheduler:
+        get_scheduler(name.value, opt, num_warmup_steps=1, num_training_steps=10)
+    assert {o.value for o in Optimizer} <= {o.value for o in OptimizerNames}
+    assert {o.value for o in Optimizer} - {o.value for o in TORCH_OPTIMIZERS} == {o.value for o in _BITSANDBYTES_OPTIMIZERS}

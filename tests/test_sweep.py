@@ -75,8 +75,10 @@ def test_failed_jobs_are_isolated_recorded_and_rerun_skips_finished_ones(workdir
     # beta=-1 fails validation; loss=ipo with a tiny beta diverges (non-finite loss); 0.5 trains.
     grid = ["-m", "+experiment=sycophancy", "+debug=smoke", "loss=ipo", "beta=0.5,-1,1e-30", "train.logging_steps=1"]
     out = run_cli(grid, cwd=workdir)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 1, out.stderr[-3000:]  # a sweep with failed jobs is not a success
+    assert "Not finished (2 of 3)" in out.stdout and "beta must be > 0" in out.stdout
     parent, children = parent_and_children(all_runs(workdir))
+    assert parent.info.status == "FAILED"
     status = {c.data.params.get("beta.value"): c.info.status for c in children}
     assert status == {"0.5": "FINISHED", "-1.0": "FAILED", "1e-30": "FAILED"}
     failed = next(c for c in children if c.data.params.get("beta.value") == "-1.0")
@@ -85,12 +87,15 @@ def test_failed_jobs_are_isolated_recorded_and_rerun_skips_finished_ones(workdir
     assert sorted(r["status"] for r in csv.DictReader(open(summary_dir / "summary.csv"))) == ["FAILED", "FAILED", "FINISHED"]
     finished_id = next(c.info.run_id for c in children if c.info.status == "FINISHED")
 
-    time.sleep(1.1)  # a new sweep directory (named by the second)
+    time.sleep(1.1)  # a later second, so the newest sweep directory sorts last
     again = run_cli(grid, cwd=workdir)
-    assert again.returncode == 0
+    assert again.returncode == 1
     assert again.stdout.count("nothing to do (skipped)") == 1
     parent2, children2 = parent_and_children(all_runs(workdir))
     assert parent2.info.run_id == parent.info.run_id  # same sweep, same parent run
+    assert len(children2) == 3  # one record per job, not one per attempt
+    newest = max(workdir.glob("outputs/sycophancy/multirun_*/summary"), key=lambda p: p.parent.name)
+    assert len(list(csv.DictReader(open(newest / "summary.csv")))) == 3
     finished = [c for c in children2 if c.info.status == "FINISHED"]
     assert [c.info.run_id for c in finished] == [finished_id]  # not trained twice
 

@@ -187,7 +187,7 @@ def test_interrupted_run_resumes_into_the_same_mlflow_run(workdir):
     (run,) = all_runs(workdir)
     assert run.info.status == "KILLED"  # not left RUNNING
     run_dir = Path(run.data.tags["dpo_exp.run_dir"])
-    assert json.loads((run_dir / "run_state.json").read_text())["status"] == "failed"
+    assert json.loads((run_dir / "run_state.json").read_text())["status"] == "killed"
     assert runs.last_checkpoint(run_dir)
 
     out = run_cli([*args, "resume=true"], cwd=workdir)

@@ -10,6 +10,6 @@
 Importing this package stays cheap (no `datasets`, torch or TRL), so `--help` answers at once.
 """
 
-from dpo_exp.data.splits import Splits, load_heldout, load_pairs, load_splits, to_dataset
+from dpo_exp.data.splits import Splits, load_heldout, load_pairs, load_splits, size_warnings, to_dataset
 
-__all__ = ["Splits", "load_heldout", "load_pairs", "load_splits", "to_dataset"]
+__all__ = ["Splits", "load_heldout", "load_pairs", "load_splits", "size_warnings", "to_dataset"]

@@ -537,8 +537,12 @@ def log_to_active_run(report: Report, folder: Path, artifact_path: str | None) -
     """Tags, metrics (step 0) and the report files of the active MLflow run."""
     import mlflow
 
+    from dpo_exp.tracking import unlogged
+
     mlflow.set_tags(report.tags())
-    mlflow.log_metrics(report.metrics(), step=0)
+    metrics = unlogged(report.metrics(), 0)  # a resumed run holds them already
+    if metrics:
+        mlflow.log_metrics(metrics, step=0)
     for name in REPORT_FILES:  # not the whole folder: the standalone run dir holds Hydra's files too
         mlflow.log_artifact(str(folder / name), artifact_path=artifact_path)
 
@@ -625,12 +629,10 @@ def log_standalone(conf: Config, report: Report, folder: Path, *, uri: str, comm
     """An MLflow run in `<tracking.experiment>-data` with the report; returns its id."""
     import mlflow
     from mlflow.entities import Param
-    from mlflow.tracking import MlflowClient
-
     from dpo_exp import tracking
     from dpo_exp.config import flatten
 
-    client = MlflowClient(uri)
+    client = tracking.open_client(uri)
     experiment_id = tracking.get_or_create_experiment(client, f"{conf.tracking.experiment}-data", uri)
     name = conf.tracking.run_name or f"audit {Path(str(conf.data.path)).name}"
     run = client.create_run(experiment_id, run_name=name, tags={tracking.TAG_COMMAND: command,

@@ -146,3 +146,25 @@ def _describe(path: str, n_read: int, n_kept: int, fmt: DataFormat) -> str:
     if n_kept != n_read:
         rows = f"{n_kept} of {rows} (data.max_rows)"
     return f"{Path(path).name or path} ({rows}, format {fmt.value})"
+
+
+def size_warnings(splits: Splits, cfg, audited: bool = False) -> dict[str, str]:
+    """What trains but is probably not what the user meant: {name: message}, shown on the console and
+    as MLflow tags `dpo_exp.warning.<name>`. `audited`: the pre-train data audit ran, and its `malformed`
+    check already reports skipped rows."""
+    found = {}
+    if not splits.eval:
+        found["no_eval"] = ("no eval split (data.eval_fraction=0 and no data.eval_path): the run has no eval "
+                            "metrics, no KL estimate and no monitoring. Set data.eval_fraction=0.1 or data.eval_path "
+                            "to get them.")
+    batch = cfg.train.batch_size * cfg.train.gradient_accumulation_steps
+    if len(splits.train) < batch:
+        found["small_data"] = (f"only {len(splits.train)} train pairs, fewer than one batch (train.batch_size x "
+                               f"train.gradient_accumulation_steps = {batch}): every step sees the same few pairs. "
+                               "Add data, or lower train.batch_size.")
+    total = splits.read or splits.skipped + len(splits.train) + len(splits.eval)
+    if not audited and splits.skipped and splits.skipped * 2 > total:
+        found["skipped_rows"] = (f"{splits.skipped} of {total} rows were malformed and skipped (data.on_error=skip): "
+                                 "most of the file. Check data.format against the file's layout (README, Data "
+                                 "formats), or run with data.on_error=error to see the first bad row.")
+    return found

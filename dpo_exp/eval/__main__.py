@@ -2,7 +2,7 @@
 
 import sys
 
+from dpo_exp.cli import run_command
 from dpo_exp.eval.compare import cli_args, main
 
-sys.argv = cli_args(sys.argv)
-main()
+run_command(main, cli_args(sys.argv), name="dpo_exp.eval")

@@ -55,14 +55,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from dpo_exp import adapters, config, plugins
+from dpo_exp import adapters, config, plugins, runs
 from dpo_exp.adapters import Source, check_tokenizer  # noqa: F401 - check_tokenizer: re-exported
-from dpo_exp.cli import interrupt_on_sigterm, log, numeric_beta
+from dpo_exp.cli import error, hydra_app, log, numeric_beta
 from dpo_exp.config import Config, UserError
 
 BASE = "base"
@@ -417,7 +416,8 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
     splits = data.load_splits(conf.data, conf.train.seed)
     pairs = splits.eval[: conf.max_pairs] if conf.max_pairs else splits.eval
     uri = tracking.resolve_uri_from(conf.tracking.uri)
-    tracking.check_reachable(uri)
+    tracking.check_store(uri)
+    runs.reap(Path(conf.paths.outputs).expanduser().resolve(), uri)  # runs a SIGKILL left RUNNING: KILLED
     models.check_available(conf.model)
     sources = resolve_sources(conf, uri, run_dir / "adapters")
     judge = make_judge(conf, heldout)
@@ -428,7 +428,8 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
         conf.tracking, experiment=f"{conf.tracking.experiment}-eval"))
     command = "python -m dpo_exp.eval " + " ".join(shlex.quote(o) for o in hydra_cfg.overrides.task)
     with tracking.mlflow_run(eval_conf, uri=uri, run_name=conf.tracking.run_name or " vs ".join(names),
-                             fingerprint=config.fingerprint(cfg), run_dir=run_dir, command=command) as run_id:
+                             fingerprint=config.fingerprint(cfg), run_dir=run_dir, command=command,
+                             tags={runs.TAG_OWNER: runs.owner()}) as run_id:
         tracking.set_tags({f"dpo_exp.eval.model.{s.name}": s.spec for s in sources})
         results, rows, judge_name = compare(conf, splits, heldout, pairs, sources, judge, baseline, metric)
         report = report_markdown(conf, sources, baseline, results, rows, len(pairs), judge_name, metric)
@@ -512,14 +513,12 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
     return results, rows, getattr(judge, "name", None)
 
 
-# An absolute path: Hydra resolves a relative one against the module (dpo_exp.eval), not this file.
-@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parents[2] / "conf"), config_name="evaluate")
+@hydra_app("evaluate")
 def main(cfg: DictConfig) -> None:
-    interrupt_on_sigterm()  # a killed evaluation's MLflow run is marked KILLED
     try:
         run(cfg)
     except UserError as e:
-        print(f"\ndpo_exp.eval: error: {e}\n", file=sys.stderr, flush=True)
+        error("dpo_exp.eval", str(e))
         sys.exit(2)
 
 
