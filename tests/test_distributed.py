@@ -154,7 +154,7 @@ def test_interrupted_two_process_run_resumes_into_the_same_mlflow_run(workdir):
     (run,) = all_runs(workdir)
     assert run.info.status == "KILLED"
     run_dir = Path(run.data.tags["dpo_exp.run_dir"])
-    assert json.loads((run_dir / runs.STATE_FILE).read_text())["status"] == "failed"
+    assert json.loads((run_dir / runs.STATE_FILE).read_text())["status"] == "killed"
 
     out = launch(torchrun(), [*args, "resume=true"], workdir)
     assert f"continuing {run_dir}" in out.stdout and "resuming at step" in out.stdout, out.stdout[-3000:]
