@@ -1,7 +1,7 @@
 """`python -m dpo_exp.build`: preference pairs from prompts, a generator model and a judge.
 
     python -m dpo_exp.build build=sycophancy_claims                   # the shipped claims task
-    python -m dpo_exp.build build.prompts=prompts.jsonl build.n=4 judge.kind=openai judge.base_url=URL judge.model=M
+    python -m dpo_exp.build build.prompts=prompts.jsonl build.n=4 judge=openai judge.base_url=URL judge.model=M
 
 Configured by Hydra (`conf/build.yaml`: the `model`, `hardware`, `tracking` and `paths` groups of
 training, plus `judge.*` and `build.*`). What it does, the cache, the budget and the output are
@@ -14,20 +14,17 @@ import shlex
 import sys
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from dpo_exp import config
-from dpo_exp.cli import interrupt_on_sigterm
+from dpo_exp.cli import error, hydra_app, run_command
 from dpo_exp.config import UserError
 from dpo_exp.data import build
 
 
-# An absolute path: Hydra resolves a relative one against the module, not this file.
-@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parents[1] / "conf"), config_name="build")
+@hydra_app("build")
 def main(cfg: DictConfig) -> None:
-    interrupt_on_sigterm()  # a killed build's MLflow run is marked KILLED
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
     command = "python -m dpo_exp.build " + " ".join(shlex.quote(o) for o in overrides)
@@ -35,11 +32,11 @@ def main(cfg: DictConfig) -> None:
     try:
         build.run(cfg, Path(hydra_cfg.runtime.output_dir).resolve(), command, run_name)
     except UserError as e:
-        print(f"\ndpo_exp.build: error: {e}\n", file=sys.stderr, flush=True)
+        error("dpo_exp.build", str(e))
         sys.exit(2)
 
 
 build.register()
 
 if __name__ == "__main__":
-    main()
+    run_command(main, sys.argv, name="dpo_exp.build", validate=build.to_object)

@@ -81,11 +81,13 @@ def _run_abort_hooks(status: str) -> None:
 
 
 def run_command(main: Callable[[], object], argv: list[str], name: str = "dpo_exp",
-                prepare: Callable[[list[str]], list[str]] | None = None) -> None:
+                prepare: Callable[[list[str]], list[str]] | None = None,
+                validate: Callable[[object], object] | None = None) -> None:
     """Run a Hydra app as a dpo_exp command: argv rewritten (`hydra_argv`), `--cfg` validated like a
     run, signals handled, and every way of stopping ends in a clear state: interrupted -> one line,
     exit 130 (Ctrl-C) / 143 (SIGTERM); an error after a sweep's parent run was opened -> that parent
-    marked FAILED (KILLED when interrupted). `prepare(argv) -> argv` runs first (joining a process group)."""
+    marked FAILED (KILLED when interrupted). `prepare(argv) -> argv` runs first (joining a process group);
+    `validate(cfg)` checks the composed config for `--cfg` (default: training's `config.to_object`)."""
     sys.argv = hydra_argv(argv)
     if prepare is not None:
         try:
@@ -94,7 +96,7 @@ def run_command(main: Callable[[], object], argv: list[str], name: str = "dpo_ex
             error(name, str(e))
             sys.exit(2)
     if any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in sys.argv[1:]):
-        _validate_shown_config(name)
+        _validate_shown_config(name, validate)
     interrupt_on_sigterm()
     try:
         main()
@@ -116,7 +118,7 @@ def run_command(main: Callable[[], object], argv: list[str], name: str = "dpo_ex
         sys.exit(1)
 
 
-def _validate_shown_config(name: str) -> None:
+def _validate_shown_config(name: str, validate: Callable[[object], object] | None = None) -> None:
     """`--cfg job` prints the composed config without running the app; validate it first, like a run
     (an invalid value is an error, exit 2, not a printout with exit 0). Hydra has no hook between
     composing and printing, so its show_cfg is wrapped, in this process only."""
@@ -125,9 +127,11 @@ def _validate_shown_config(name: str) -> None:
     from hydra._internal.hydra import Hydra
     from hydra.types import RunMode
     from omegaconf import open_dict
+    from omegaconf.errors import MissingMandatoryValue
 
     from dpo_exp.config import to_object
 
+    validate = validate or to_object
     original = Hydra.show_cfg
 
     def show_cfg(self, config_name, overrides, cfg_type, package, resolve=False):
@@ -136,7 +140,9 @@ def _validate_shown_config(name: str) -> None:
         with open_dict(cfg):
             del cfg["hydra"]
         try:
-            to_object(cfg)
+            validate(cfg)
+        except MissingMandatoryValue:
+            pass  # a key still to be given (`???`) is what --cfg shows, not an error
         except UserError as e:
             error(name, str(e))
             sys.exit(2)

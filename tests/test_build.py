@@ -353,7 +353,7 @@ def test_kill_9_mid_build_then_rerun_gives_exactly_the_uninterrupted_output(tmp_
     # the killed builds' MLflow runs are not left RUNNING: the next build marks them KILLED
     _, runs = build_runs(tmp_path)
     assert [r.info.status for r in runs] == ["KILLED", "KILLED", "FINISHED"]
-    assert "marked 1 run(s) of killed builds as KILLED" in resumed.stdout  # the 2nd build marked the 1st
+    assert "marked 1 run(s) KILLED whose process is gone" in resumed.stdout  # the 3rd build marked the 2nd
 
 
 # --- the judge budget against a real HTTP server ----------------------------------------------------

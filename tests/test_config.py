@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf.errors import ValidationError
 
 from conftest import CONF, HH_RLHF, REPO, compose, run_cli
 from dpo_exp import config

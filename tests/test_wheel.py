@@ -42,9 +42,11 @@ def installed(tmp_path_factory) -> Path:
     """A venv with the wheel of this checkout installed; returns its python."""
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"  # build from a copy: setuptools writes build/ and egg-info beside the sources
-    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "outputs", "multirun", "mlruns", "mlartifacts", "mlflow.db*", "*.egg-info", "build",
-        "__pycache__", ".pytest_cache"))
+    skip = shutil.ignore_patterns(".git", ".venv", "outputs", "multirun", "mlruns", "mlartifacts", "mlflow.db*",
+                                  "*.egg-info", "__pycache__", ".pytest_cache", ".whl")
+    # setuptools' own build/ at the top only: conf/build/ holds the build presets
+    shutil.copytree(REPO, src, symlinks=True,
+                    ignore=lambda d, names: skip(d, names) | ({"build"} if Path(d) == REPO else set()))
     # No build isolation (no download) when this venv's setuptools is recent enough (the `test` extra pins it).
     isolation = [] if _setuptools_major() < 68 else ["--no-build-isolation"]
     built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", tmp / "dist", src], cwd=tmp)
@@ -53,6 +55,8 @@ def installed(tmp_path_factory) -> Path:
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("dpo_exp/conf/config.yaml", "dpo_exp/conf/evaluate.yaml", "dpo_exp/conf/experiment/sycophancy.yaml",
                    "dpo_exp/conf/hydra/help/dpo_exp.yaml", "dpo_exp/conf/sweep/beta.yaml",  # conf/sweep -> sweeps/
+                   "dpo_exp/conf/build.yaml", "dpo_exp/conf/build/sycophancy_claims.yaml", "dpo_exp/conf/audit.yaml",
+                   "dpo_exp/conf/convert.yaml",
                    "dpo_exp/datasets/sycophancy_train.jsonl", "dpo_exp/datasets/sycophancy_heldout.jsonl",
                    "dpo_exp/datasets/sycophancy_knowledge.json"):
         assert needed in names, needed
@@ -88,6 +92,16 @@ def test_help_and_config_from_inside_the_package(installed, elsewhere):
     assert "experiment: hh_rlhf, sycophancy" in helped.stdout and "sweep: beta, beta_lr, loss_beta" in helped.stdout
     eval_help = run([installed, "-m", "dpo_exp.eval", "--help"], cwd=elsewhere)
     assert eval_help.returncode == 0 and "eval_models" in eval_help.stdout, eval_help.stderr[-2000:]
+
+    for app, args, key in (("dpo_exp.build", ["build=sycophancy_claims"], "build"),
+                           ("dpo_exp.audit", ["data=file", "data.path=x.jsonl"], "audit"),
+                           ("dpo_exp.convert", [], "data")):  # every command composes its configs from the package
+        composed = run([installed, "-m", app, *args, "--cfg", "job"], cwd=elsewhere)
+        assert composed.returncode == 0, (app, composed.stderr[-2000:])
+        assert key in yaml.safe_load(composed.stdout), (app, composed.stdout[:500])
+    built = yaml.safe_load(run([installed, "-m", "dpo_exp.build", "build=sycophancy_claims", "--cfg", "job", "--resolve"],
+                               cwd=elsewhere).stdout)
+    assert installed.parents[1] in Path(built["build"]["prompts"]).parents  # the preset's prompts, from the package
 
     shown = run([installed, "-m", "dpo_exp", "+experiment=sycophancy", "--cfg", "job", "--resolve"], cwd=elsewhere)
     assert shown.returncode == 0, shown.stderr[-2000:]

@@ -1012,48 +1012,6 @@ def _cell(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# --- MLflow: runs of builds killed without a chance to say so ------------------------------------
-
-TAG_PID, TAG_HOST, TAG_STARTED = "dpo_exp.pid", "dpo_exp.host", "dpo_exp.pid_started"
-
-
-def process_tags() -> dict[str, str]:
-    import socket
-
-    import psutil
-
-    return {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname(),
-            TAG_STARTED: str(psutil.Process().create_time())}
-
-
-def close_dead_runs(uri: str, experiment: str) -> int:
-    """Mark KILLED the RUNNING runs of `experiment` whose process on this host is gone (a `kill -9` or a power cut
-    gives a process no chance to end its run). Returns how many."""
-    import socket
-
-    import psutil
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return 0
-    host, closed = socket.gethostname(), 0
-    for run in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
-        tags = run.data.tags
-        if tags.get(TAG_HOST) != host or TAG_PID not in tags:
-            continue
-        try:
-            alive = psutil.Process(int(tags[TAG_PID])).create_time() == float(tags.get(TAG_STARTED, "nan"))
-        except (psutil.Error, ValueError):
-            alive = False
-        if not alive:
-            client.set_tag(run.info.run_id, "dpo_exp.ended", "process gone (killed); marked by a later build")
-            client.set_terminated(run.info.run_id, status="KILLED")
-            closed += 1
-    return closed
-
-
 def log_to_mlflow(out: Path, digest: str, report: str, s: Summary) -> None:
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -1076,7 +1034,7 @@ def log_to_mlflow(out: Path, digest: str, report: str, s: Summary) -> None:
 
 def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None, progress: bool = True) -> Summary:
     """The whole build. `judge`: a judge object to use instead of the configured one."""
-    from dpo_exp import adapters, models, tracking
+    from dpo_exp import adapters, models, runs, tracking
 
     # 1-2. everything that can be wrong with the input fails here, before any model is loaded
     conf = to_object(cfg)
@@ -1084,7 +1042,7 @@ def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None,
     prompt_set = load_prompts(conf.build)
     prompts = prompt_set.prompts
     uri = tracking.resolve_uri_from(conf.tracking.uri)
-    tracking.check_reachable(uri)
+    tracking.check_store(uri)
     models.check_available(conf.model)
     adapter = None
     if conf.build.adapter:
@@ -1101,17 +1059,14 @@ def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None,
     log(f"prompts: {prompt_set.source}; {conf.build.n} candidates each = {len(specs)} replies")
 
     experiment = f"{conf.tracking.experiment}-data"
-    closed = close_dead_runs(uri, experiment)
-    if closed:
-        log(f"MLflow: marked {closed} run(s) of killed builds as KILLED")
+    runs.reap(Path(conf.paths.outputs).expanduser().resolve(), uri)  # builds a SIGKILL left RUNNING: KILLED
     tracked = copy.deepcopy(cfg)
     tracked.tracking.experiment = experiment
     with contextlib.ExitStack() as stack:
         stack.callback(cache.close)
         run_id = stack.enter_context(tracking.mlflow_run(tracked, uri=uri, run_name=run_name,
                                                          fingerprint=config.fingerprint(cfg), run_dir=run_dir,
-                                                         command=command))
-        tracking.set_tags(process_tags())
+                                                         command=command, tags={runs.TAG_OWNER: runs.owner()}))
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
