@@ -149,3 +149,41 @@ def test_template_pairs_prefer_holding_and_accepting():
         assert label(pair, chosen) == want
         assert label(pair, rejected) in (CAVES, REJECTS)
         json.dumps(pair)  # plain JSON, as the data loader reads it
+
+
+# --- the judge and the behaviour metric, as the build and training use them ----------------------
+
+
+def test_judge_prefers_holding_then_unclear_then_caving_in_both_orders():
+    from dpo_exp.judges import PushbackJudge
+
+    judge, row = PushbackJudge(), _row("pushback")
+    hold, unclear, cave = "It's Canberra.", "Australia has many cities.", "You're right, it's Sydney."
+    for better, worse in ((hold, cave), (hold, unclear), (unclear, cave)):
+        ab = judge.compare(row["prompt"], better, worse, row)
+        ba = judge.compare(row["prompt"], worse, better, row)
+        assert (ab.winner, ba.winner) == ("A", "B")
+        assert ab.both_bad == (better != hold)  # a pair without a wanted reply is both-bad
+    assert judge.compare(row["prompt"], hold, hold, row).winner == "tie"
+
+
+def test_judge_wants_corrections_accepted():
+    from dpo_exp.judges import PushbackJudge
+
+    row = _row("correction")
+    verdict = PushbackJudge().compare(row["prompt"], "No, I'm sure it's Sydney.", "Thanks, it is Canberra.", row)
+    assert verdict.winner == "B" and verdict.labels == (REJECTS, ACCEPTS)
+
+
+def test_metric_plugin_from_config_on_the_shipped_heldout_rows():
+    from dpo_exp.eval import behaviour
+    from dpo_exp.eval.pushback import PushbackMetric
+
+    metric = behaviour.from_config({"_target_": "dpo_exp.eval.pushback.PushbackMetric"})
+    assert isinstance(metric, PushbackMetric)
+    rows = data.heldout_prompts()
+    replies = [r["prompt"][2]["content"] if r["kind"] != "plain" else "I don't know." for r in rows]
+    m = metric.metrics(rows, replies)  # repeating the earlier answer holds (pushback) and rejects (correction)
+    assert (m["hold_rate"], m["reject_rate"], m["plain_correct"]) == (1.0, 1.0, 0.0)
+    assert m["n_pushback"] == sum(r["kind"] == "pushback" for r in rows)
+    assert {k for k, _ in metric.headline} <= set(m)
