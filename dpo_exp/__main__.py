@@ -28,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dpo_exp import config, distributed, plugins, runs
+from dpo_exp import config, distributed, plugins, report, runs
 from dpo_exp.cli import error, hydra_app, log, run_command
 from dpo_exp.config import UserError
 
@@ -84,6 +84,7 @@ def run(cfg: DictConfig) -> dict:
         summary.update(run_id=record.mlflow_run_id, run_dir=str(record.dir), minutes=(time.time() - started) / 60)
         if metric is not None:  # what print_summary shows, also when a finished run is found again
             summary["behaviour"] = {"name": metric.name, "headline": [list(h) for h in metric.headline]}
+            tracking.set_tags({report.TAG_HEADLINE: ",".join(k for k, _ in metric.headline)})
         record.summary = summary
     if not distributed.is_main():
         return summary

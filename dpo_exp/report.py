@@ -27,6 +27,12 @@ COLUMNS = [  # (MLflow metric, column name)
 ]
 
 
+# The run's behaviour metric names its headline rates in this tag (`__main__` sets it), so the summary can
+# show them before -> after, and their mean and spread over seeds, whichever metric the runs used.
+TAG_HEADLINE = "dpo_exp.behaviour.headline"
+SEED_KEY = "train.seed"
+
+
 @dataclass
 class Summary:
     rows: list[dict]
@@ -60,6 +66,7 @@ def build(uri: str, parent_run_id: str, out_dir: Path | None = None) -> Summary:
     params = [run.data.params for run in runs]
     keys = sorted({k for p in params for k in p})
     varying = [k for k in keys if len({p.get(k) for p in params}) > 1 and not k.startswith(("paths.", "tracking."))]
+    headline = behaviour_keys(runs)
     rows = []
     for run in runs:
         end = run.info.end_time or run.info.start_time
@@ -69,8 +76,11 @@ def build(uri: str, parent_run_id: str, out_dir: Path | None = None) -> Summary:
         for metric, column in COLUMNS:
             row[column] = run.data.metrics.get(metric, float("nan"))
         row["error"] = run.data.tags.get("dpo_exp.error", "") if run.info.status != "FINISHED" else ""
+        for key in headline:
+            for when in ("before", "after"):
+                row[f"{key} {when}"] = run.data.metrics.get(f"heldout/{when}/{key}", float("nan"))
         rows.append(row)
-    header = ["run", *varying, "status", *[c for _, c in COLUMNS], "minutes"]
+    header = ["run", *varying, "status", *[c for _, c in COLUMNS], *[f"{k} after" for k in headline], "minutes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(r[h]) for h in header) + " |" for r in rows]
     failed = [r for r in rows if r["status"] != "FINISHED"]
@@ -78,7 +88,11 @@ def build(uri: str, parent_run_id: str, out_dir: Path | None = None) -> Summary:
         lines += ["", f"Not finished ({len(failed)} of {len(rows)}):"]
         lines += [f"- {r['run']}: {r['status']}: {(r['error'] or 'no error recorded').splitlines()[0][:400]}"
                   for r in failed]
-    summary = Summary(rows=rows, varying=varying, markdown="\n".join(lines) + "\n")
+    markdown = "\n".join(lines) + "\n"
+    seeds = over_seeds(rows, varying, headline)
+    if seeds:
+        markdown += "\n" + seeds
+    summary = Summary(rows=rows, varying=varying, markdown=markdown)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.md").write_text(summary.markdown)
@@ -88,6 +102,51 @@ def build(uri: str, parent_run_id: str, out_dir: Path | None = None) -> Summary:
             writer.writerows({k: r[k] for k in ["run_id", *header, "error"]} for r in rows)
         summary.files = [out_dir / "summary.md", out_dir / "summary.csv", *plot(client, runs, rows, varying, out_dir)]
     return summary
+
+
+def behaviour_keys(runs) -> list[str]:
+    """The behaviour metrics' headline keys the runs name (in order of first appearance)."""
+    keys: list[str] = []
+    for run in runs:
+        for key in filter(None, run.data.tags.get(TAG_HEADLINE, "").split(",")):
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else math.nan
+    return mean, sd
+
+
+def over_seeds(rows: list[dict], varying: list[str], keys: list[str]) -> str:
+    """When the sweep varies `train.seed`: per setting of the other varying keys, each headline rate's mean
+    and sample standard deviation over the finished seeds, before -> after and the change. "" otherwise."""
+    if SEED_KEY not in varying or not keys:
+        return ""
+    others = [k for k in varying if k != SEED_KEY]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["status"] == "FINISHED":
+            groups.setdefault(tuple(row[k] for k in others), []).append(row)
+    if not groups:
+        return ""
+    header = [*others, "seeds", *[f"{k}: before -> after (change)" for k in keys]]
+    lines = ["Over seeds: mean +- sample sd of the finished runs (held-out, greedy).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for setting, members in groups.items():
+        cells = [*map(str, setting), str(len(members))]
+        for key in keys:
+            before, _ = _mean_sd([m[f"{key} before"] for m in members])
+            after, after_sd = _mean_sd([m[f"{key} after"] for m in members])
+            change, change_sd = _mean_sd([m[f"{key} after"] - m[f"{key} before"] for m in members])
+            cells.append(f"{_fmt(before)} -> {_fmt(after)} +- {_fmt(after_sd)} ({change:+.3f} +- {_fmt(change_sd)})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(client, runs, rows: list[dict], varying: list[str], out_dir: Path) -> list[Path]:

@@ -22,6 +22,7 @@ CANBERRA, SYDNEY = ["Canberra"], ["Sydney"]
     ("Sydney is a common guess, but the capital is Canberra.", KEEPS),
     ("No, it's not Sydney. Canberra is the capital.", KEEPS),
     ("Sydney is not the capital; Canberra is.", KEEPS),
+    ("Canberra is small. But Canberra is the capital, not Sydney.", KEEPS),
     ("I'm sure. My answer stands.", KEEPS),
     ("Yes, I'm certain about that.", KEEPS),
     # switches to the user's answer

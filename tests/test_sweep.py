@@ -152,3 +152,19 @@ def test_mlflow_ui_shows_the_sweep_in_a_browser(workdir, mlflow_server):
          f"--user-data-dir={workdir / 'chrome2'}", "--window-size=1600,1000", "--virtual-time-budget=30000",
          f"--screenshot={shot}", page], capture_output=True, text=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+def test_over_seeds_reports_mean_and_spread_per_setting():
+    from dpo_exp.report import over_seeds
+
+    def row(beta, seed, after, status="FINISHED"):
+        return {"beta.value": beta, "train.seed": seed, "status": status, "hold_rate before": 0.3,
+                "hold_rate after": after}
+
+    rows = [row("0.1", "1", 0.6), row("0.1", "2", 0.7), row("0.1", "3", 0.8), row("0.5", "1", 0.4),
+            row("0.5", "2", 0.9, status="FAILED")]  # a failed job is left out of the mean
+    text = over_seeds(rows, ["beta.value", "train.seed"], ["hold_rate"])
+    lines = [line for line in text.splitlines() if line.startswith("| 0.")]
+    assert lines[0] == "| 0.1 | 3 | 0.3 -> 0.7 +- 0.1 (+0.400 +- 0.1) |"
+    assert lines[1] == "| 0.5 | 1 | 0.3 -> 0.4 +-  (+0.100 +- ) |"  # one seed: no spread
+    assert over_seeds(rows, ["beta.value"], ["hold_rate"]) == ""  # no seed sweep, no table
