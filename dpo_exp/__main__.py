@@ -207,11 +207,12 @@ def generations_markdown(rows: list[dict]) -> str:
     def cell(text) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
-    extra = [k for k in rows[0] if k not in ("prompt", "before", "after")]
+    # Held-out rows may differ in their fields (pushback conversations vs plain questions): every field, once.
+    extra = list(dict.fromkeys(k for r in rows for k in r if k not in ("prompt", "before", "after")))
     head = ["prompt", *extra, "before (reference)", "after (policy)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        lines.append("| " + " | ".join(cell(r[k]) for k in ["prompt", *extra, "before", "after"]) + " |")
+        lines.append("| " + " | ".join(cell(r.get(k, "")) for k in ["prompt", *extra, "before", "after"]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -296,7 +296,7 @@ def test_pretrain_audit_of_the_default_data_takes_seconds(monkeypatch, tmp_path)
     """The default run's data with the bundled tokenizer: what it finds (the eval split shares facts with
     train, by design) and how long it takes (README quotes it)."""
     monkeypatch.chdir(tmp_path)
-    conf = config.to_object(compose(["+experiment=sycophancy"]))
+    conf = config.to_object(compose(["+experiment=sycophancy_facts"]))
     from dpo_exp.data import load_heldout
 
     report = audit.pretrain(conf, load_splits(conf.data, conf.train.seed), load_heldout(conf.data.heldout_path))

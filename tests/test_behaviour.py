@@ -150,10 +150,10 @@ def test_claim_stance_labels_and_metrics():
 
 
 def test_the_sycophancy_experiment_selects_claim_stance_and_the_default_none():
-    conf = config.to_object(compose(["+experiment=sycophancy", "+debug=smoke"]))
+    conf = config.to_object(compose(["+experiment=sycophancy_facts", "+debug=smoke"]))
     assert isinstance(from_config(conf.eval.behaviour), ClaimStance)
     assert config.to_object(compose([])).eval.behaviour is None and from_config(None) is None
-    assert from_config(config.to_object(compose(["+experiment=sycophancy", "eval.behaviour=null"])).eval.behaviour) is None
+    assert from_config(config.to_object(compose(["+experiment=sycophancy_facts", "eval.behaviour=null"])).eval.behaviour) is None
     # a metric named on the command line, without an experiment that selects one
     chosen = config.to_object(compose(["eval.behaviour={_target_: dpo_exp.eval.behaviour.ClaimStance}"]))
     assert isinstance(from_config(chosen.eval.behaviour), ClaimStance)
@@ -162,11 +162,11 @@ def test_the_sycophancy_experiment_selects_claim_stance_and_the_default_none():
 @pytest.mark.parametrize("overrides, error, message", [
     (["eval.behaviour=sycophancy"], UserError,  # the old string form
      r"eval.behaviour='sycophancy': it names a behaviour metric class by `_target_`.*eval/behaviour=claim_stance"),
-    (["+experiment=sycophancy", "eval.behaviour._target_=no_such_module.Metric"], UserError,
+    (["+experiment=sycophancy_facts", "eval.behaviour._target_=no_such_module.Metric"], UserError,
      r"eval.behaviour._target_='no_such_module.Metric' cannot be imported"),
-    (["+experiment=sycophancy", "eval.behaviour._target_=dpo_exp.judges.HeuristicJudge"], UserError,
+    (["+experiment=sycophancy_facts", "eval.behaviour._target_=dpo_exp.judges.HeuristicJudge"], UserError,
      r"built a HeuristicJudge, which lacks headline, metrics.*BehaviourMetric"),
-    (["+experiment=sycophancy", "+eval.behaviour.window=3"], UserError,
+    (["+experiment=sycophancy_facts", "+eval.behaviour.window=3"], UserError,
      r"eval.behaviour._target_=dpo_exp.eval.behaviour.ClaimStance refuses its options: .*'window'"),
 ])
 def test_bad_behaviour_config_is_one_clear_user_error(overrides, error, message):

@@ -458,7 +458,7 @@ def test_where_composes_from_the_command_line():
     assert cfg.data.where == {"kind": "true_claim", "domain": ["math", "law"]}
     validate(cfg)
     # The shipped data trains on what the base model knows; your own file (data=file) is not filtered.
-    syc = ["+experiment=sycophancy"]
+    syc = ["+experiment=sycophancy_facts"]
     assert compose(syc).data.where == {"base_knows": True}
     assert compose([*syc, "data=file", "data.path=pairs.jsonl"]).data.where is None
     assert compose([*syc, "data.where=null", "data.where={kind: true_claim}"]).data.where == {"kind": "true_claim"}

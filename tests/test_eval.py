@@ -15,7 +15,7 @@ from conftest import REPO, all_runs, compose, mlflow_client
 from dpo_exp import config, data, models, train
 
 # One torch thread: on a busy 2-core machine, two threads per process make tiny-model steps ~20x slower.
-SMOKE = ["+experiment=sycophancy", "+debug=smoke", "hardware.num_threads=1"]
+SMOKE = ["+experiment=sycophancy_facts", "+debug=smoke", "hardware.num_threads=1"]
 
 
 def run_eval(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -27,7 +27,7 @@ def run_eval(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = 
 
 
 def train_adapter(out: Path, monkeypatch, overrides: list[str]) -> dict[str, float]:
-    """Train a tiny LoRA adapter in-process, as `python -m dpo_exp +experiment=sycophancy +debug=smoke` would,
+    """Train a tiny LoRA adapter in-process, as `python -m dpo_exp +experiment=sycophancy_facts +debug=smoke` would,
     and save it to `out`; returns the final eval metrics TRL logged."""
     import torch
     from transformers import set_seed

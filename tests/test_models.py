@@ -100,7 +100,7 @@ def test_tiny_model_in_4bit_goes_through_from_pretrained(monkeypatch):
     from conftest import compose
     from dpo_exp import config
 
-    conf = config.to_object(compose(["+experiment=sycophancy", "+debug=smoke", "hardware=gpu_4bit"]))
+    conf = config.to_object(compose(["+experiment=sycophancy_facts", "+debug=smoke", "hardware=gpu_4bit"]))
     seen = {}
 
     def fake_from_pretrained(path, cfg, device, dtype):  # no GPU here: record what would be quantized
@@ -123,7 +123,7 @@ def test_bundled_smollm2_converts_loads_and_trains(workdir):
     folder = models.bundled_folder("~/.cache/dpo_exp")  # converted once (~25 s), then cached
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
     assert not (folder / "config.json").read_text().count("quantization_config")
-    out = run_cli(["+experiment=sycophancy", "data.max_rows=24", "train.max_steps=2", "train.batch_size=2",
+    out = run_cli(["+experiment=sycophancy_facts", "data.max_rows=24", "train.max_steps=2", "train.batch_size=2",
                    "train.eval_batch_size=4", "train.eval_steps=2", "train.logging_steps=1", "eval.kl_prompts=2",
                    "eval.kl_max_new_tokens=8", "eval.heldout_max_prompts=2", "eval.max_new_tokens=8",
                    "tracking.log_adapter=false"], cwd=workdir)
@@ -140,7 +140,7 @@ def test_bundled_smollm2_converts_loads_and_trains(workdir):
 
 @pytest.mark.integration
 def test_shipped_knowledge_file_is_what_the_probe_measures_on_the_bundled_model():
-    """`base_knows` (what +experiment=sycophancy filters on) comes from this probe: it must reproduce."""
+    """`base_knows` (what +experiment=sycophancy_facts filters on) comes from this probe: it must reproduce."""
     from dpo_exp.datasets import sycophancy as syc
 
     shipped = syc.load_knowledge()["margins"]

@@ -188,3 +188,81 @@ def test_metric_plugin_from_config_on_the_shipped_heldout_rows():
     assert (m["hold_rate"], m["reject_rate"], m["plain_correct"]) == (1.0, 1.0, 0.0)
     assert m["n_pushback"] == sum(r["kind"] == "pushback" for r in rows)
     assert {k for k, _ in metric.headline} <= set(m)
+
+
+# --- the shipped on-policy pairs ------------------------------------------------------------------
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_shipped_pairs_are_on_policy_and_judged_as_wanted():
+    """pushback_train.jsonl: the model's own replies, a wanted one chosen over a cave/reject (or an unclear one)."""
+    from pathlib import Path
+
+    rows = _jsonl(Path(data.__file__).with_name("pushback_train.jsonl"))
+    prompts = _jsonl(Path(data.__file__).with_name(data.PROMPTS_FILE))
+    assert len(rows) >= 200 and {r["kind"] for r in rows} == {"pushback", "correction"}
+    wanted = {"pushback": "holds", "correction": "accepts"}
+    assert all(r["chosen_label"] == wanted[r["kind"]] and r["rejected_label"] != wanted[r["kind"]] for r in rows)
+    assert all(r["gen_model"] and r["judge"] == "pushback" for r in rows)
+    # every pair is one of the training conversations, re-labelled the same way by the task's rules
+    known = {json.dumps(p["prompt"], sort_keys=True) for p in prompts}
+    assert all(json.dumps(r["prompt"], sort_keys=True) in known for r in rows)
+    assert all(label(r, r["chosen"][0]["content"]) == r["chosen_label"] for r in rows)
+
+
+@pytest.mark.integration
+def test_the_build_command_reproduces_the_shipped_pairs(tmp_path):
+    """The shipped pairs are `python -m dpo_exp.build build=sycophancy` output: its first prompts, rebuilt
+    here from scratch (bundled model, sampling, judge), give the same rows byte for byte."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    n = 3
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    from conftest import REPO
+
+    env.update(TQDM_DISABLE="1", PYTHONPATH=str(REPO))  # this checkout's dpo_exp
+    out = subprocess.run([sys.executable, "-m", "dpo_exp.build", "build=sycophancy", f"build.max_prompts={n}",
+                          "build.out=pairs.jsonl", f"paths.outputs={tmp_path / 'outputs'}",
+                          f"build.cache={tmp_path / 'build_cache.sqlite'}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    first = {json.dumps(p["prompt"], sort_keys=True) for p in _jsonl(Path(data.__file__).with_name(data.PROMPTS_FILE))[:n]}
+    shipped = [r for r in _jsonl(Path(data.__file__).with_name("pushback_train.jsonl")) if json.dumps(r["prompt"], sort_keys=True) in first]
+    assert shipped and _jsonl(tmp_path / "pairs.jsonl") == shipped
+
+
+def test_heldout_table_takes_rows_with_different_fields():
+    """The held-out set mixes pushback conversations and plain questions, whose rows have other fields."""
+    from dpo_exp.__main__ import generations_markdown
+
+    rows = [{"prompt": "p1", "kind": "pushback", "claimed": "Sydney", "before": "b1", "after": "a1"},
+            {"prompt": "p2", "kind": "plain", "before": "b2", "after": "a2"}]
+    table = generations_markdown(rows).splitlines()
+    assert table[0] == "| prompt | kind | claimed | before (reference) | after (policy) |"
+    assert table[3] == "| p2 | plain |  | b2 | a2 |"
+
+
+def test_the_experiments_compose_the_pushback_task_and_keep_the_facts_one():
+    from conftest import compose
+
+    from dpo_exp import config
+    from dpo_exp.eval.behaviour import from_config
+
+    flagship = config.to_object(compose(["+experiment=sycophancy"]))
+    assert flagship.data.path.endswith("datasets/pushback_train.jsonl")
+    assert flagship.data.heldout_path.endswith("datasets/pushback_heldout.jsonl")
+    assert type(from_config(flagship.eval.behaviour)).__name__ == "PushbackMetric"
+    templates = config.to_object(compose(["+experiment=sycophancy_templates"]))
+    assert templates.data.path.endswith("datasets/pushback_template_pairs.jsonl")
+    assert templates.data.heldout_path == flagship.data.heldout_path and templates.train == flagship.train
+    facts = config.to_object(compose(["+experiment=sycophancy_facts"]))
+    assert facts.data.path.endswith("datasets/sycophancy_train.jsonl") and facts.data.where == {"base_knows": True}
+    assert type(from_config(facts.eval.behaviour)).__name__ == "ClaimStance"
+    sft_dpo = config.to_object(compose(["+experiment=sycophancy_sft_dpo"]))
+    assert sft_dpo.stage.value == "sft_dpo" and sft_dpo.data.path == flagship.data.path

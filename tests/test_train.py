@@ -16,7 +16,7 @@ from conftest import REPO, all_runs, compose, mlflow_client, run_cli
 from dpo_exp import config, data, models, runs, train
 from dpo_exp.config import LossType
 
-SMOKE = ["+experiment=sycophancy", "+debug=smoke"]
+SMOKE = ["+experiment=sycophancy_facts", "+debug=smoke"]
 
 TRL_KEYS = ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
             "logps/chosen", "logps/rejected"]

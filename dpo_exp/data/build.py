@@ -60,6 +60,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -98,6 +99,11 @@ class Selection(str, Enum):
     all = "all"  # every pair of candidates decided in both orders
 
 
+class Unfinished(str, Enum):
+    keep = "keep"  # a reply that hit max_new_tokens is judged and written as generated
+    cut_to_sentence = "cut_to_sentence"  # ... cut back to its last full sentence (none: empty, not paired)
+
+
 @dataclass
 class BudgetConfig:
     max_requests: Optional[int] = None  # judge calls that miss the cache, per build; null = no limit
@@ -125,6 +131,8 @@ class BuildConfig:
     batch_size: int = 16  # replies generated together (left-padded)
     adapter: Optional[str] = None  # a LoRA adapter on the model: run dir, adapter folder, runs:/<id>, or a run id
     selection: Selection = Selection.best_worst
+    # replies that hit max_new_tokens: keep as generated | cut_to_sentence (their full sentences; none -> empty)
+    unfinished: Unfinished = Unfinished.keep
     keep_ties: bool = False  # keep prompts no verdict decides, as verdict: tie (which reply is chosen is arbitrary)
     keep_both_bad: bool = False  # keep pairs the judge marks as both bad
     budget: BudgetConfig = field(default_factory=BudgetConfig)
@@ -633,10 +641,21 @@ def generate(conf: BuildAppConfig, prompts: list[Prompt], specs: list[Spec], cac
         bar.close()
         stats.seconds = time.time() - t0
     for s in specs:
-        text, _, finished = replies[s.key]
+        text, n_tokens, finished = replies[s.key]
         stats.truncated += not finished
+        if not finished and conf.build.unfinished == Unfinished.cut_to_sentence:
+            # A reply cut at max_new_tokens would teach the policy to stop mid-sentence; its full sentences
+            # are a complete reply. The cache keeps the raw text, so the cut is reproduced on every build.
+            text = cut_to_sentence(text)
+            replies[s.key] = (text, n_tokens, finished)
         stats.empty += not text
     return replies, stats
+
+
+def cut_to_sentence(text: str) -> str:
+    """`text` up to the end of its last full sentence ('.', '!' or '?' then a space or the end); '' if none."""
+    ends = list(re.finditer(r"[.!?][\"')\]]*(?=\s|$)", text))
+    return text[: ends[-1].end()].strip() if ends else ""
 
 
 def load_generator(conf: BuildAppConfig, prompts: list[Prompt], adapter_path: Path | None):
