@@ -355,6 +355,9 @@ class Config:
     stage: Stage = Stage.dpo
     sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     resume: bool = False  # continue the last unfinished run of this exact config
+    # The judge of `python -m dpo_exp.eval` and of stage=sft_dpo's three-way comparison (conf/judge/), so an
+    # experiment names the judge its task needs for both commands; training itself does not use it.
+    judge: Any = None
 
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -575,9 +578,9 @@ def describe_overrides(overrides: list[str]) -> str:
 
 def fingerprint(cfg: DictConfig | Config) -> str:
     """Stable id of what a run computes: same config = same fingerprint. What changes no result does not
-    count: `resume`, the data audit's settings, and where the run is recorded and kept (`tracking.*`,
+    count: `resume`, the data audit's settings, the evaluation judge, and where the run is recorded and kept (`tracking.*`,
     `paths.*`), so resuming with another tracking URI finds the run, and is then refused with both URIs
     named, instead of quietly starting a new one."""
     params = {k: v for k, v in flatten(cfg).items()
-              if k not in ("resume", "data.audit") and not k.startswith(("audit.", "tracking.", "paths."))}
+              if k not in ("resume", "data.audit") and not k.startswith(("audit.", "tracking.", "paths.", "judge."))}
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]

@@ -125,7 +125,7 @@ EARLY = [
     ("tracking server down", [], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:{port}"}, 2,
      r"http://127\.0\.0\.1:\d+ is unreachable.*MLFLOW_TRACKING_URI.*mlflow server"),
     ("data.where on an absent field", ["+data.where.nope=1"], {}, 2,
-     r"data\.where filters on 'nope'.*no row of .*sycophancy_train\.jsonl.*fields seen: .*base_knows.*Fix"),
+     r"data\.where filters on 'nope'.*no row of .*pushback_train\.jsonl.*fields seen: .*kind.*Fix"),
     ("hub id, hub switched off", ["model=local", "model.path=gpt2"], {"HF_HUB_OFFLINE": "1", "HF_HOME": "{tmp}/hf"}, 2,
      r"model\.path='gpt2' is a Hugging Face hub id that is not in the local cache.*HF_HUB_OFFLINE.*hf download gpt2"),
     ("hub id, hub unreachable", ["model=local", "model.path=openai-community/gpt2"],

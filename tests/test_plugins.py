@@ -15,7 +15,7 @@ from test_eval import run_eval, table
 
 PLUGINS = REPO / "tests" / "plugins"
 ENV = {"PYTHONPATH": os.pathsep.join([str(REPO), str(PLUGINS)])}  # the user's module is importable
-SMOKE = ["+experiment=sycophancy", "+debug=smoke", "hardware.num_threads=1"]
+SMOKE = ["+experiment=sycophancy_facts", "+debug=smoke", "hardware.num_threads=1"]  # its rows carry claim_is_true
 # words=1: the tiny model's greedy replies are mostly empty, its sampled ones a few words long
 METRIC = ["eval.behaviour._target_=my_plugins.ReplyLength", "+eval.behaviour.words=1"]
 

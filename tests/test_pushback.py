@@ -264,5 +264,11 @@ def test_the_experiments_compose_the_pushback_task_and_keep_the_facts_one():
     facts = config.to_object(compose(["+experiment=sycophancy_facts"]))
     assert facts.data.path.endswith("datasets/sycophancy_train.jsonl") and facts.data.where == {"base_knows": True}
     assert type(from_config(facts.eval.behaviour)).__name__ == "ClaimStance"
+    # the judge python -m dpo_exp.eval (and stage=sft_dpo's comparison) uses on each task; not part of what
+    # a training run computes, so it leaves the run's fingerprint alone
+    assert flagship.judge["_target_"] == "dpo_exp.judges.PushbackJudge"
+    assert facts.judge["_target_"] == "dpo_exp.judges.HeuristicJudge"
+    assert config.fingerprint(compose(["+experiment=sycophancy"])) == \
+        config.fingerprint(compose(["+experiment=sycophancy", "judge=heuristic"]))
     sft_dpo = config.to_object(compose(["+experiment=sycophancy_sft_dpo"]))
     assert sft_dpo.stage.value == "sft_dpo" and sft_dpo.data.path == flagship.data.path
