@@ -27,7 +27,10 @@ pytestmark = pytest.mark.distributed
 # global batch for evaluation too: TRL averages some eval metrics per batch (logits/*), so 2 x 8 only
 # equals 1 x 16. An eval set that does not divide evenly is padded by accelerate (every rank needs a
 # batch), and TRL's eval reward metrics then count the repeated pairs: equal only on even splits.
-SMOKE = ["+experiment=sycophancy", "+debug=smoke", "data.eval_fraction=0.25"]
+# The fact-claims data: its step-1 margins come out exactly 0 in both batchings, so rewards/accuracies (a
+# step function of the margin) compares; on the multi-turn pushback data (the default experiment's since
+# 2026-11-26) they sit at float noise and 1 of 4 pairs flips (0.25 vs 0.0), which is not a difference.
+SMOKE = ["+experiment=sycophancy_facts", "+debug=smoke", "data.eval_fraction=0.25"]
 ONE_PROCESS = [*SMOKE, "train.batch_size=8", "train.eval_batch_size=16"]
 TWO_PROCESSES = [*SMOKE, "train.batch_size=4", "train.eval_batch_size=8"]
 # Timing and counters differ by construction; everything else must match.
@@ -81,7 +84,7 @@ def the_one_run(cwd: Path, out: subprocess.CompletedProcess, n_runs: int = 1, li
     finished = [r for r in all_runs(cwd) if r.info.status == "FINISHED"]
     assert len(all_runs(cwd)) == n_runs and len(finished) == n_runs, [r.info.run_name for r in all_runs(cwd)]
     run = max(finished, key=lambda r: r.info.start_time)
-    assert len(list(cwd.glob("outputs/sycophancy/*"))) == n_runs  # ranks agreed on one directory
+    assert len(list(cwd.glob("outputs/sycophancy_facts/*"))) == n_runs  # ranks agreed on one directory
     run_dir = Path(run.data.tags["dpo_exp.run_dir"])
     state = json.loads((run_dir / runs.STATE_FILE).read_text())
     assert state["status"] == "finished" and state["mlflow_run_id"] == run.info.run_id
@@ -160,7 +163,7 @@ def test_interrupted_two_process_run_resumes_into_the_same_mlflow_run(workdir):
     assert f"continuing {run_dir}" in out.stdout and "resuming at step" in out.stdout, out.stdout[-3000:]
     (run,) = all_runs(workdir)  # the same MLflow run, continued and finished
     assert run.info.status == "FINISHED"
-    assert [p.name for p in workdir.glob("outputs/sycophancy/*") if (p / runs.STATE_FILE).exists()] == [run_dir.name]
+    assert [p.name for p in workdir.glob("outputs/sycophancy_facts/*") if (p / runs.STATE_FILE).exists()] == [run_dir.name]
     steps = [m.step for m in mlflow_client(workdir).get_metric_history(run.info.run_id, "loss")]
     assert max(steps) == 30
 
