@@ -1,11 +1,12 @@
 # Quick start:   make run    (set up, then train the default experiment)
-#                make test   (set up, then run the test suite)
+#                make test   (set up, then run the test suite, without the tests marked slow)
+#                make test-slow  (the slow ones: several processes, Slurm, the wheel; CI runs both)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS ?= +experiment=sycophancy
 
-.PHONY: setup run test bench gpu-wheels clean
+.PHONY: setup run test test-slow bench gpu-wheels clean
 
 # The stamp depends on pyproject.toml: editing dependencies re-runs the install.
 $(VENV)/.installed: pyproject.toml
@@ -24,7 +25,10 @@ run: setup
 	$(PY) -m dpo_exp $(ARGS)
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow tests
 
 bench: setup
 	$(PY) benchmarks/bench_trl.py

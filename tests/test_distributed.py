@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO, all_runs, free_port, mlflow_client, run_cli
 from dpo_exp import distributed, runs
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 # 64 rows: 48 train pairs = 6 steps of 8, and 16 eval pairs = one batch of 8 per process. The same
 # global batch for evaluation too: TRL averages some eval metrics per batch (logits/*), so 2 x 8 only

@@ -81,7 +81,7 @@ def test_compares_base_and_two_adapters(adapters, tmp_path):
 
     (run,) = all_runs(tmp_path)
     assert run.info.status == "FINISHED"
-    assert mlflow_client(tmp_path).get_experiment(run.info.experiment_id).name == "sycophancy-eval"
+    assert mlflow_client(tmp_path).get_experiment(run.info.experiment_id).name == "sycophancy_facts-eval"
     report_path = Path(run.data.tags["dpo_exp.run_dir"]) / "report.md"
     report = report_path.read_text()
     head, rows = table(report, "Metrics")
@@ -142,8 +142,8 @@ def test_evaluate_yaml_composes_the_training_groups_and_the_eval_keys():
     conf = config.to_object(compose_eval([*SMOKE, "models.dpo=a/b", "eval_models.sft=c", "beta=0.3", "judge=none"]))
     assert isinstance(conf, EvalAppConfig)
     assert conf.model.name == "tiny" and conf.beta.value == 0.3
-    assert conf.eval.behaviour == {"_target_": "dpo_exp.eval.behaviour.ClaimStance"}  # from +experiment=sycophancy
-    assert conf.tracking.experiment == "sycophancy" and conf.eval.heldout_max_prompts == 4
+    assert conf.eval.behaviour == {"_target_": "dpo_exp.eval.behaviour.ClaimStance"}  # from +experiment=sycophancy_facts
+    assert conf.tracking.experiment == "sycophancy_facts" and conf.eval.heldout_max_prompts == 4
     assert list(conf.eval_models.items()) == [("dpo", "a/b"), ("sft", "c")]  # command-line order
     assert conf.judge == {"_target_": None} and conf.sampling.temperature == 0.7 and conf.sampling.top_p == 0.9
     default = config.to_object(compose_eval(SMOKE)).judge

@@ -23,7 +23,7 @@ import pytest
 from conftest import REPO, free_port, run_cli
 from dpo_exp import runs, sweep
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
 MISSING = [d for d in DAEMONS if not (shutil.which(d) or Path("/usr/sbin", d).exists())]

@@ -129,7 +129,7 @@ def test_smoke_run_logs_every_metric_param_and_artifact(workdir):
     assert "== dpo_exp summary ==" in out.stdout and "mlflow ui --backend-store-uri sqlite:///" in out.stdout
     (run,) = all_runs(workdir)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "sycophancy debug=smoke"
+    assert run.info.run_name == "sycophancy_facts debug=smoke"
     client = mlflow_client(workdir)
     expected = TRL_KEYS + [f"eval_{k}" for k in TRL_KEYS if k != "loss"] + ["eval_loss"] + KL_KEYS + [
         "heldout/before/false_corrected", "heldout/after/false_corrected", "heldout/after/true_affirmed",

@@ -21,6 +21,8 @@ import yaml
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # builds a wheel and a fresh venv: make test-slow
+
 
 def run(cmd: list, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHON"))}
