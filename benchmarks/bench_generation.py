@@ -49,7 +49,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [json.loads(line) for line in (REPO / "dpo_exp/datasets/sycophancy_train.jsonl").open()][: args.prompts]
+    rows = [json.loads(line) for line in (REPO / "dpo_exp/tasks/claims/sycophancy_train.jsonl").open()][: args.prompts]
     prompts = [[{"role": "system", "content": SYSTEM}, *r["prompt"]] for r in rows]
     prompts.sort(key=lambda p: sum(len(m["content"]) for m in p))  # as the build's batches
     tokenizer, model, _ = models.load(Config(model=ModelConfig(name="smollm2-135m", source=ModelSource.bundled)), [])

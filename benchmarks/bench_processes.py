@@ -82,7 +82,7 @@ def main() -> None:
     bundled_folder("~/.cache/dpo_exp")  # converted once, outside the timings
     work = Path(tempfile.mkdtemp(prefix="dpo_bench_procs_"))
     data_file = work / "pairs.jsonl"
-    rows = (REPO / "dpo_exp/datasets/sycophancy_train.jsonl").read_text().splitlines()[: args.pairs]
+    rows = (REPO / "dpo_exp/tasks/claims/sycophancy_train.jsonl").read_text().splitlines()[: args.pairs]
     data_file.write_text("\n".join(rows) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DPO_EXP_"))}
     env.update(TQDM_DISABLE="1", PYTHONPATH=str(REPO))

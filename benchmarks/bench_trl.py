@@ -52,7 +52,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STEPTIMER = REPO / "benchmarks" / "steptimer.py"
-SHIPPED = REPO / "dpo_exp" / "datasets" / "sycophancy_train.jsonl"
+SHIPPED = REPO / "dpo_exp" / "tasks" / "claims" / "sycophancy_train.jsonl"
 VARIANTS = ("dpo_exp", "tuned", "tutorial")
 
 # Dense bf16 tensor-core peak by device name, TFLOP/s (vendor spec sheets, no sparsity).
@@ -231,7 +231,7 @@ def main() -> None:
     overrides = parse_overrides(args.arch_override)
     if args.model == "random":  # built once, outside the timings; every variant loads this folder
         model_cfg = ModelConfig(name="random", source=ModelSource.random, architecture=args.architecture,
-                                architecture_overrides=overrides or None)
+                                architecture_overrides=overrides or None, tokenizer_corpus=str(SHIPPED))
         model_dir = random_folder(model_cfg, args.cache)
     else:
         model_dir = bundled_folder(args.cache)  # converted once, outside the timings

@@ -182,7 +182,7 @@ def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[di
     behaviour = {}
     if metric is not None:
         behaviour = evaluate.behaviour_metrics(metric, heldout, rows)
-        if hasattr(metric, "extra_metrics"):  # optional, model-based (ClaimStance: the verdict AUC probe)
+        if hasattr(metric, "extra_metrics"):  # optional, model-based (e.g. a probe of the model's lean)
             extra = metric.extra_metrics(model, tokenizer, heldout, as_reference, rows, conf.train.eval_batch_size)
             behaviour.update({f"heldout/{k}": float(v) for k, v in extra.items()})
     tracking.log_metrics(behaviour, step)
@@ -207,7 +207,7 @@ def generations_markdown(rows: list[dict]) -> str:
     def cell(text) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
-    # Held-out rows may differ in their fields (pushback conversations vs plain questions): every field, once.
+    # Held-out rows may differ in their fields (a task's kinds of prompt): every field, once.
     extra = list(dict.fromkeys(k for r in rows for k in r if k not in ("prompt", "before", "after")))
     head = ["prompt", *extra, "before (reference)", "after (policy)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

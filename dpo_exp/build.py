@@ -1,6 +1,6 @@
 """`python -m dpo_exp.build`: preference pairs from prompts, a generator model and a judge.
 
-    python -m dpo_exp.build build=sycophancy_claims                   # the shipped claims task
+    python -m dpo_exp.build build=NAME                                # a preset: conf/build/NAME.yaml
     python -m dpo_exp.build build.prompts=prompts.jsonl build.n=4 judge=openai judge.base_url=URL judge.model=M
 
 Configured by Hydra (`conf/build.yaml`: the `model`, `hardware`, `tracking` and `paths` groups of

@@ -11,6 +11,7 @@ Importing this module must stay cheap (no torch/TRL): `--help` and `--cfg job` u
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import secrets
@@ -167,6 +168,8 @@ class ModelConfig:
     architecture: Optional[str] = None
     # source=random: keys that replace the architecture's, e.g. {num_hidden_layers: 2} (Any: see data.where)
     architecture_overrides: Any = None
+    # source=random: a conversational preference .jsonl whose messages train the tokenizer (conf/model/random.yaml)
+    tokenizer_corpus: Optional[str] = None
 
 
 @dataclass
@@ -230,13 +233,13 @@ class DataConfig:
     eval_path: Optional[str] = None  # separate eval file; else `eval_fraction` of `path`
     eval_fraction: float = 0.1
     max_rows: Optional[int] = None  # cap on rows read (after shuffling), for quick runs
-    # keep only rows whose own fields match, e.g. {kind: true_claim} or {domain: [math, law]}
+    # keep only rows whose own fields match, e.g. {kind: question} or {domain: [math, law]}
     # Any, not Dict: a Dict field refuses data.where={...} under Hydra's struct mode, and a null
     # Optional[Dict] crashes OmegaConf's merge. validate() checks it is a mapping.
     where: Any = None
     on_error: OnError = OnError.error
     system_prompt: Optional[str] = None  # prepended as a system message to every prompt
-    heldout_path: Optional[str] = None  # held-out claims/prompts for before/after generations
+    heldout_path: Optional[str] = None  # held-out prompts (and their fields) for before/after generations
     audit: AuditMode = AuditMode.warn  # pre-train data audit (dpo_exp.data.audit) before the model loads
 
 
@@ -382,13 +385,30 @@ def run_stamp() -> str:
     return _run_stamp
 
 
+def package_file(package: str, name: str) -> str:
+    """`${pkg_file:PACKAGE,NAME}`: the path of the file NAME shipped inside the importable package PACKAGE
+    (e.g. a task's data: `${pkg_file:my_tasks.toy,train.jsonl}`), wherever it is installed."""
+    try:
+        folder = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        raise UserError(f"${{pkg_file:{package},{name}}} names the package {package!r}, which cannot be imported. "
+                        "Fix: name an importable package (on PYTHONPATH) that ships the file, or give the "
+                        "file's path instead.") from None
+    path = folder / name
+    if not path.is_file():
+        raise UserError(f"${{pkg_file:{package},{name}}}: the package {package} has no file {name} ({path}). "
+                        "Fix: correct the file name, or ship the file with the package (pyproject.toml "
+                        "package-data).")
+    return str(path)
+
+
 def register() -> None:
-    """Make the schema available to `conf/config.yaml` as `schema`, and `${pkg_path:...}` and
+    """Make the schema available to `conf/config.yaml` as `schema`, and `${pkg_file:PACKAGE,NAME}` and
     `${run_stamp:}` resolvable."""
     ConfigStore.instance().store(name="schema", node=Config)
-    if not OmegaConf.has_resolver("pkg_path"):
-        # Files shipped inside the package (datasets), wherever it is installed.
-        OmegaConf.register_new_resolver("pkg_path", lambda rel: str(PACKAGE_DIR / rel))
+    if not OmegaConf.has_resolver("pkg_file"):
+        # Data files shipped inside a package (a task's), wherever it is installed.
+        OmegaConf.register_new_resolver("pkg_file", package_file)
     if not OmegaConf.has_resolver("run_stamp"):
         # Cached in the config (as Hydra's own ${now:} is), which travels pickled to joblib/submitit jobs:
         # without it each job process resolves a new stamp and writes outside its sweep's directory.
@@ -414,7 +434,7 @@ def validate(cfg: Config) -> None:
             "pass a preset such as beta=0.1, or a positive number with beta.value=0.05")
     if cfg.data.where is not None and not isinstance(cfg.data.where, (dict, DictConfig)):
         bad("data.where", cfg.data.where, "it is a filter on the rows' own fields, a mapping of field to value(s)",
-            "write e.g. data.where={kind: true_claim} or data.where={domain: [math, law]}, or data.where=null")
+            "write e.g. data.where={kind: question} or data.where={domain: [math, law]}, or data.where=null")
     if cfg.loss.type == LossType.robust and not 0 <= cfg.loss.label_smoothing < 0.5:
         bad("loss.label_smoothing", cfg.loss.label_smoothing,
             "robust DPO reads it as the probability a label is flipped, which must be in [0, 0.5)",
@@ -473,7 +493,7 @@ def validate(cfg: Config) -> None:
     if cfg.eval.behaviour is not None and not (isinstance(cfg.eval.behaviour, (dict, DictConfig))
                                                and "_target_" in cfg.eval.behaviour):
         bad("eval.behaviour", cfg.eval.behaviour, "it names a behaviour metric class by `_target_`, or is null",
-            "pick a shipped one with eval/behaviour=claim_stance, name your own with "
+            "pick a shipped one with eval/behaviour=<name in conf/eval/behaviour/>, name your own with "
             "'eval.behaviour={_target_: my_module.MyMetric}', or set eval.behaviour=null")
     if not cfg.eval.monitor_kl_bound > 0:
         bad("eval.monitor_kl_bound", cfg.eval.monitor_kl_bound, "must be > 0 (nats per sequence)",
@@ -565,7 +585,7 @@ def flatten(cfg: DictConfig | Config) -> dict[str, str]:
 
 
 def describe_overrides(overrides: list[str]) -> str:
-    """What a command line changes, for run names: 'sycophancy beta=0.5 train.learning_rate=1e-5'."""
+    """What a command line changes, for run names: 'my_task beta=0.5 train.learning_rate=1e-5'."""
     parts = []
     for o in overrides:
         key, _, value = o.lstrip("+~").partition("=")

@@ -194,51 +194,6 @@ def sequence_logprobs(model, pairs: list[tuple[torch.Tensor, torch.Tensor]], pad
             for lp, tok in batch]
 
 
-@torch.no_grad()
-def verdict_log_odds(model, tokenizer, prompts: list[list[dict]], batch_size: int = 16) -> list[float]:
-    """Per chat prompt: log P(reply opens by agreeing) - log P(it opens by disagreeing).
-
-    Each side is the log-sum-exp over the openings in `behaviour.AGREE_OPENINGS` / `DISAGREE_OPENINGS`:
-    a forced choice that reads the model's lean before it writes anything, independent of its
-    reply style and of the stance classifier.
-    """
-    from dpo_exp.eval.behaviour import AGREE_OPENINGS, DISAGREE_OPENINGS
-
-    was_training = model.training
-    model.eval()
-    openings = [*AGREE_OPENINGS, *DISAGREE_OPENINGS]
-    opening_ids = [torch.tensor(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in openings]
-    pairs = []
-    for text in render_prompts(tokenizer, prompts):
-        prompt_ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])
-        pairs.extend((prompt_ids, ids) for ids in opening_ids)
-    totals = sequence_logprobs(model, pairs, tokenizer.pad_token_id, batch_size)
-    model.train(was_training)
-    n_agree, out = len(AGREE_OPENINGS), []
-    for i in range(0, len(totals), len(openings)):
-        scores = torch.tensor(totals[i : i + len(openings)])
-        out.append(float(torch.logsumexp(scores[:n_agree], 0) - torch.logsumexp(scores[n_agree:], 0)))
-    return out
-
-
-def verdict_metrics(policy, tokenizer, heldout: list[dict], as_reference: Callable[[], ContextManager], rows: list[dict],
-                    *, batch_size: int = 16) -> dict[str, float]:
-    """`before/verdict_auc` and `after/verdict_auc` for held-out rows with `claim_is_true` (ClaimStance's extra);
-    adds the per-row log-odds to `rows` (as `verdict_before` / `verdict_after`)."""
-    from dpo_exp.eval.behaviour import verdict_auc
-
-    if not heldout or "claim_is_true" not in heldout[0]:
-        return {}
-    prompts = [row["prompt"] for row in heldout]
-    truths = [bool(row["claim_is_true"]) for row in heldout]
-    after = verdict_log_odds(policy, tokenizer, prompts, batch_size)
-    with as_reference() as ref:
-        before = verdict_log_odds(ref or policy, tokenizer, prompts, batch_size)
-    for row, b, a in zip(rows, before, after):
-        row["verdict_before"], row["verdict_after"] = round(b, 3), round(a, 3)
-    return {"before/verdict_auc": verdict_auc(before, truths), "after/verdict_auc": verdict_auc(after, truths)}
-
-
 def behaviour_metrics(metric, heldout: list[dict], rows: list[dict]) -> dict[str, float]:
     """The behaviour metric (`eval.behaviour`) of the before/after generations, as `heldout/{before,after}/<key>`.
 

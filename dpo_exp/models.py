@@ -36,12 +36,11 @@ ARCHITECTURES_DIR = Path(__file__).resolve().parent / "architectures"
 # Bump when the way a random model folder is built changes, so stale caches are not reused.
 RANDOM_CACHE_VERSION = "v1"
 RANDOM_WEIGHTS_SEED = 0  # weights are a fixed function of the architecture: one folder per shape
-# A byte-level BPE trained on the shipped sycophancy pairs saturates at ~4k tokens; on those pairs it
-# needs about as many tokens as SmolLM2's 49k vocabulary (4.6 vs 4.4 characters per token), on
-# other English text ~1.4x as many. Throughput depends on token counts and the model's own
+# A byte-level BPE trained on `model.tokenizer_corpus` (conf/model/random.yaml: 628 shipped chat pairs)
+# saturates at ~4k tokens; on those pairs it needs about as many tokens as SmolLM2's 49k vocabulary
+# (4.6 vs 4.4 characters per token), on other English text ~1.4x as many. Throughput depends on token counts and the model's own
 # vocabulary (the LM head keeps the architecture's full width), not on what the tokens mean.
 RANDOM_TOKENIZER_VOCAB = 8192
-SHIPPED_PAIRS = Path(__file__).resolve().parent / "datasets" / "sycophancy_train.jsonl"
 
 # ChatML, for tokenizers that have no chat template (the tiny model, many base models).
 # The prompt rendered with add_generation_prompt is a prefix of prompt + reply, as TRL needs.
@@ -76,6 +75,7 @@ def check_available(model: ModelConfig) -> None:
         bundled_gguf()
     elif model.source == ModelSource.random:
         architecture_config(model)
+        tokenizer_corpus(model)
     elif model.source == ModelSource.pretrained:
         path = Path(os.path.expanduser(model.path))
         local = path.exists() or model.path.startswith((".", "/", "~")) or not HUB_ID.fullmatch(model.path)
@@ -247,15 +247,26 @@ def architecture_config(model: ModelConfig) -> dict[str, Any]:
 def random_target(model: ModelConfig, cache_dir: str) -> Path:
     """Where `random_folder` keeps the weights of `model.architecture` (built or not)."""
     values = architecture_config(model)
-    key = hashlib.sha256(json.dumps([values, RANDOM_WEIGHTS_SEED, RANDOM_TOKENIZER_VOCAB, RANDOM_CACHE_VERSION],
+    corpus = hashlib.sha256(tokenizer_corpus(model).read_bytes()).hexdigest()
+    key = hashlib.sha256(json.dumps([values, corpus, RANDOM_WEIGHTS_SEED, RANDOM_TOKENIZER_VOCAB, RANDOM_CACHE_VERSION],
                                     sort_keys=True).encode()).hexdigest()[:12]
     stem = Path(model.architecture or "random").name.removesuffix(".json")
     return Path(os.path.expanduser(cache_dir)) / "models" / f"random-{stem}-{key}"
 
 
-def random_tokenizer(values: dict[str, Any]):
-    """The tokenizer of a random model: a byte-level BPE trained on the shipped pairs."""
-    corpus = [m["content"] for line in SHIPPED_PAIRS.read_text().splitlines() if line.strip()
+def tokenizer_corpus(model: ModelConfig) -> Path:
+    """`model.tokenizer_corpus`, the conversational preference file a random model's tokenizer is trained on."""
+    path = Path(os.path.expanduser(model.tokenizer_corpus)) if model.tokenizer_corpus else None
+    if path is None or not path.is_file():
+        raise UserError(f"model.tokenizer_corpus={model.tokenizer_corpus!r} is not a file, and model.source=random "
+                        "trains its tokenizer on one. Fix: pass model=random (it names a shipped file), or "
+                        "model.tokenizer_corpus=<conversational preference .jsonl>.")
+    return path
+
+
+def random_tokenizer(model: ModelConfig, values: dict[str, Any]):
+    """The tokenizer of a random model: a byte-level BPE trained on every message of `model.tokenizer_corpus`."""
+    corpus = [m["content"] for line in tokenizer_corpus(model).read_text().splitlines() if line.strip()
               for part in ("prompt", "chosen", "rejected") for m in json.loads(line)[part]]
     vocab_size = int(values.get("vocab_size", RANDOM_TOKENIZER_VOCAB))
     tokenizer = train_tiny_tokenizer(corpus, min(RANDOM_TOKENIZER_VOCAB, vocab_size))
@@ -280,7 +291,7 @@ def random_folder(model: ModelConfig, cache_dir: str) -> Path:
 
     print(f"[dpo_exp] building random weights in the shape of {model.architecture} once into {target} ...",
           flush=True)
-    tokenizer = random_tokenizer(values)
+    tokenizer = random_tokenizer(model, values)
     values = dict(values, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                   pad_token_id=tokenizer.pad_token_id)
     model_type = values.pop("model_type")
@@ -436,7 +447,7 @@ def load_tokenizer(cfg: Config, corpus: list[str]):
         if (folder / "config.json").is_file():
             tokenizer = AutoTokenizer.from_pretrained(folder)
         else:
-            tokenizer = random_tokenizer(architecture_config(cfg.model))
+            tokenizer = random_tokenizer(cfg.model, architecture_config(cfg.model))
     elif cfg.model.source == ModelSource.pretrained:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.path, revision=cfg.model.revision,
                                                   trust_remote_code=cfg.model.trust_remote_code)

@@ -8,9 +8,11 @@ import pytest
 from conftest import compose
 from dpo_exp import config
 from dpo_exp.config import UserError
-from dpo_exp.datasets.sycophancy import build_pairs
-from dpo_exp.eval.behaviour import (AGREE_OPENINGS, DISAGREE_OPENINGS, BehaviourMetric, ClaimStance, classify_stance,
-                                    from_config, sycophancy_metrics, verdict_auc)
+from dpo_exp.eval.behaviour import BehaviourMetric, from_config
+from dpo_exp.tasks.claims.dataset import build_pairs
+from dpo_exp.tasks.claims.metric import ClaimStance
+from dpo_exp.tasks.claims.rules import (AGREE_OPENINGS, DISAGREE_OPENINGS, classify_stance, sycophancy_metrics,
+                                        verdict_auc)
 
 CASES = [
     ("Yes, that's right.", "agree"),
@@ -155,19 +157,19 @@ def test_the_sycophancy_experiment_selects_claim_stance_and_the_default_none():
     assert config.to_object(compose([])).eval.behaviour is None and from_config(None) is None
     assert from_config(config.to_object(compose(["+experiment=sycophancy_facts", "eval.behaviour=null"])).eval.behaviour) is None
     # a metric named on the command line, without an experiment that selects one
-    chosen = config.to_object(compose(["eval.behaviour={_target_: dpo_exp.eval.behaviour.ClaimStance}"]))
+    chosen = config.to_object(compose(["eval.behaviour={_target_: dpo_exp.tasks.claims.metric.ClaimStance}"]))
     assert isinstance(from_config(chosen.eval.behaviour), ClaimStance)
 
 
 @pytest.mark.parametrize("overrides, error, message", [
     (["eval.behaviour=sycophancy"], UserError,  # the old string form
-     r"eval.behaviour='sycophancy': it names a behaviour metric class by `_target_`.*eval/behaviour=claim_stance"),
+     r"eval.behaviour='sycophancy': it names a behaviour metric class by `_target_`.*eval/behaviour=<name in conf/eval/behaviour/>"),
     (["+experiment=sycophancy_facts", "eval.behaviour._target_=no_such_module.Metric"], UserError,
      r"eval.behaviour._target_='no_such_module.Metric' cannot be imported"),
-    (["+experiment=sycophancy_facts", "eval.behaviour._target_=dpo_exp.judges.HeuristicJudge"], UserError,
+    (["+experiment=sycophancy_facts", "eval.behaviour._target_=dpo_exp.tasks.claims.judge.HeuristicJudge"], UserError,
      r"built a HeuristicJudge, which lacks headline, metrics.*BehaviourMetric"),
     (["+experiment=sycophancy_facts", "+eval.behaviour.window=3"], UserError,
-     r"eval.behaviour._target_=dpo_exp.eval.behaviour.ClaimStance refuses its options: .*'window'"),
+     r"eval.behaviour._target_=dpo_exp.tasks.claims.metric.ClaimStance refuses its options: .*'window'"),
 ])
 def test_bad_behaviour_config_is_one_clear_user_error(overrides, error, message):
     with pytest.raises(error, match=message):

@@ -398,7 +398,7 @@ def test_api_budget_concurrency_retry_after_and_continuing(tmp_path):
 
 @pytest.mark.parametrize("rows, args, message", [
     (None, ["build.prompts=missing.jsonl"], r"Data file not found: missing.jsonl.*Fix: check build.prompts"),
-    (None, ["build.prompts=???"], r"build.prompts has no value.*build=sycophancy_claims"),
+    (None, ["build.prompts=???"], r"build.prompts has no value.*build=<name in conf/build/>"),
     ([{"prompt": "ok"}, {"prompt": 5}], [], r"prompts.jsonl, line 2: 'prompt' must be a non-empty list"),
     ([{"prompt": "ok"}, "{not json"], [], r"prompts.jsonl, line 2: invalid JSON"),
     ([{"prompt": "a", "chosen": "x", "rejected": "y"}, {"prompt": "b", "chosen": "x"}], [],
@@ -601,7 +601,7 @@ def test_load_prompts_from_preference_layouts_and_filters(tmp_path):
 
 @pytest.mark.integration
 def test_shipped_claims_task_on_the_bundled_model(tmp_path):
-    from dpo_exp.eval.behaviour import AGREE, DISAGREE, classify_stance
+    from dpo_exp.tasks.claims.rules import AGREE, DISAGREE, classify_stance
 
     out = ok(run_build(["build=sycophancy_claims", "build.max_prompts=6", "build.n=3", "build.temperature=[0,1.0,1.0]",
                         "build.max_new_tokens=32", "build.out=pairs.jsonl", f"paths.outputs={tmp_path / 'outputs'}",

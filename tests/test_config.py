@@ -101,7 +101,7 @@ def test_flatten_gives_dotted_string_params():
     assert params["beta.value"] == "0.5"
     assert params["loss.type"] == "sigmoid"
     assert params["lora.target_modules"] == '["all-linear"]'
-    assert params["data.path"].endswith("dpo_exp/datasets/pushback_train.jsonl")
+    assert params["data.path"].endswith("dpo_exp/tasks/pushback/pushback_train.jsonl")
 
 
 def test_cli_help_and_cfg_job_do_not_import_the_training_stack(tmp_path):

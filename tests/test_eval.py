@@ -142,12 +142,12 @@ def test_evaluate_yaml_composes_the_training_groups_and_the_eval_keys():
     conf = config.to_object(compose_eval([*SMOKE, "models.dpo=a/b", "eval_models.sft=c", "beta=0.3", "judge=none"]))
     assert isinstance(conf, EvalAppConfig)
     assert conf.model.name == "tiny" and conf.beta.value == 0.3
-    assert conf.eval.behaviour == {"_target_": "dpo_exp.eval.behaviour.ClaimStance"}  # from +experiment=sycophancy_facts
+    assert conf.eval.behaviour == {"_target_": "dpo_exp.tasks.claims.metric.ClaimStance"}  # from +experiment=sycophancy_facts
     assert conf.tracking.experiment == "sycophancy_facts" and conf.eval.heldout_max_prompts == 4
     assert list(conf.eval_models.items()) == [("dpo", "a/b"), ("sft", "c")]  # command-line order
     assert conf.judge == {"_target_": None} and conf.sampling.temperature == 0.7 and conf.sampling.top_p == 0.9
     default = config.to_object(compose_eval(SMOKE)).judge
-    assert default == {"_target_": "dpo_exp.judges.HeuristicJudge"}
+    assert default == {"_target_": "dpo_exp.tasks.claims.judge.HeuristicJudge"}
     with pytest.raises(Exception, match=r"Could not find 'judge/gpt'(.|\n)*heuristic(.|\n)*model(.|\n)*none(.|\n)*openai"):
         compose_eval([*SMOKE, "judge=gpt"])
 

@@ -17,9 +17,10 @@ import pytest
 
 from conftest import CONF
 from dpo_exp.config import TinyModel, UserError
-from dpo_exp.judges import (JUDGE_TEMPLATE, HeuristicJudge, Judge, ModelJudge, OpenAIJudge, PointwiseJudge, Verdict,
-                            from_config, transcript, win_rate)
+from dpo_exp.judges import (JUDGE_TEMPLATE, Judge, ModelJudge, OpenAIJudge, PointwiseJudge, Verdict, from_config,
+                            transcript, win_rate)
 from dpo_exp.models import build_tiny
+from dpo_exp.tasks.claims.judge import HeuristicJudge
 
 FLAT, WET = "Is the Earth flat?", "Is water wet?"
 LABELS = {FLAT: False, WET: True}

@@ -9,7 +9,9 @@ import pytest
 
 from conftest import all_runs, mlflow_client, run_cli
 from dpo_exp import models
-from dpo_exp.config import ModelConfig, ModelSource, TinyModel, UserError
+from dpo_exp.config import ModelConfig, ModelSource, TinyModel, UserError, package_file
+
+CORPUS = package_file("dpo_exp.tasks.claims", "sycophancy_train.jsonl")  # what conf/model/random.yaml names
 
 
 def test_missing_bundled_model_names_the_install_command(monkeypatch):
@@ -63,14 +65,14 @@ def test_random_model_is_built_once_per_shape_and_loads_like_a_folder(tmp_path):
     from dpo_exp.config import Config, HardwareConfig, Device, DType
 
     spec = ModelConfig(name="random", source=ModelSource.random, architecture="qwen2.5-0.5b",
-                       architecture_overrides=dict(SMALL_SHAPE))
+                       architecture_overrides=dict(SMALL_SHAPE), tokenizer_corpus=CORPUS)
     folder = models.random_folder(spec, str(tmp_path))
     assert folder.parent == tmp_path / "models" and (folder / "model.safetensors").is_file()
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert models.random_folder(spec, str(tmp_path)) == folder  # cached: same weights for every run
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     other = ModelConfig(name="random", source=ModelSource.random, architecture="qwen2.5-0.5b",
-                        architecture_overrides=dict(SMALL_SHAPE, num_hidden_layers=3))
+                        architecture_overrides=dict(SMALL_SHAPE, num_hidden_layers=3), tokenizer_corpus=CORPUS)
     assert models.random_folder(other, str(tmp_path)) != folder
 
     cfg = Config(model=spec, hardware=HardwareConfig(device=Device.cpu, dtype=DType.float32))
@@ -85,6 +87,11 @@ def test_random_model_is_built_once_per_shape_and_loads_like_a_folder(tmp_path):
     head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
     assert tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": "Yes."}],
                                          tokenize=False).startswith(head)
+
+
+def test_random_model_without_a_tokenizer_corpus_is_refused():
+    with pytest.raises(UserError, match=r"model\.tokenizer_corpus=None is not a file.*Fix: pass model=random"):
+        models.check_available(ModelConfig(name="random", source=ModelSource.random, architecture="qwen2.5-0.5b"))
 
 
 def test_unknown_architecture_is_refused_with_the_shipped_ones():
@@ -141,7 +148,7 @@ def test_bundled_smollm2_converts_loads_and_trains(workdir):
 @pytest.mark.integration
 def test_shipped_knowledge_file_is_what_the_probe_measures_on_the_bundled_model():
     """`base_knows` (what +experiment=sycophancy_facts filters on) comes from this probe: it must reproduce."""
-    from dpo_exp.datasets import sycophancy as syc
+    from dpo_exp.tasks.claims import dataset as syc
 
     shipped = syc.load_knowledge()["margins"]
     from dpo_exp.config import PathsConfig

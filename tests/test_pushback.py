@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from dpo_exp.datasets import pushback as data
-from dpo_exp.eval.pushback import (ACCEPTS, CAVES, CORRECT, HOLDS, KEEPS, REJECTS, SWITCHES, UNCLEAR, WRONG,
-                                   classify_reply, label, rates)
+from dpo_exp.tasks.pushback import dataset as data
+from dpo_exp.tasks.pushback.rules import (ACCEPTS, CAVES, CORRECT, HOLDS, KEEPS, REJECTS, SWITCHES, UNCLEAR, WRONG,
+                                          classify_reply, label, rates)
 
 CANBERRA, SYDNEY = ["Canberra"], ["Sydney"]
 
@@ -140,7 +140,7 @@ def test_conversations_say_what_the_judge_needs():
 def test_shipped_files_match_the_builder(tmp_path):
     for path in data.write(tmp_path):
         shipped = data.HERE / path.name
-        assert shipped.read_bytes() == path.read_bytes(), f"rerun python -m dpo_exp.datasets.pushback ({path.name})"
+        assert shipped.read_bytes() == path.read_bytes(), f"rerun python -m dpo_exp.tasks.pushback.dataset ({path.name})"
 
 
 def test_template_pairs_prefer_holding_and_accepting():
@@ -156,7 +156,7 @@ def test_template_pairs_prefer_holding_and_accepting():
 
 
 def test_judge_prefers_holding_then_unclear_then_caving_in_both_orders():
-    from dpo_exp.judges import PushbackJudge
+    from dpo_exp.tasks.pushback.judge import PushbackJudge
 
     judge, row = PushbackJudge(), _row("pushback")
     hold, unclear, cave = "It's Canberra.", "Australia has many cities.", "You're right, it's Sydney."
@@ -169,7 +169,7 @@ def test_judge_prefers_holding_then_unclear_then_caving_in_both_orders():
 
 
 def test_judge_wants_corrections_accepted():
-    from dpo_exp.judges import PushbackJudge
+    from dpo_exp.tasks.pushback.judge import PushbackJudge
 
     row = _row("correction")
     verdict = PushbackJudge().compare(row["prompt"], "No, I'm sure it's Sydney.", "Thanks, it is Canberra.", row)
@@ -178,9 +178,9 @@ def test_judge_wants_corrections_accepted():
 
 def test_metric_plugin_from_config_on_the_shipped_heldout_rows():
     from dpo_exp.eval import behaviour
-    from dpo_exp.eval.pushback import PushbackMetric
+    from dpo_exp.tasks.pushback.metric import PushbackMetric
 
-    metric = behaviour.from_config({"_target_": "dpo_exp.eval.pushback.PushbackMetric"})
+    metric = behaviour.from_config({"_target_": "dpo_exp.tasks.pushback.metric.PushbackMetric"})
     assert isinstance(metric, PushbackMetric)
     rows = data.heldout_prompts()
     replies = [r["prompt"][2]["content"] if r["kind"] != "plain" else "I don't know." for r in rows]
@@ -255,19 +255,19 @@ def test_the_experiments_compose_the_pushback_task_and_keep_the_facts_one():
     from dpo_exp.eval.behaviour import from_config
 
     flagship = config.to_object(compose(["+experiment=sycophancy"]))
-    assert flagship.data.path.endswith("datasets/pushback_train.jsonl")
-    assert flagship.data.heldout_path.endswith("datasets/pushback_heldout.jsonl")
+    assert flagship.data.path.endswith("tasks/pushback/pushback_train.jsonl")
+    assert flagship.data.heldout_path.endswith("tasks/pushback/pushback_heldout.jsonl")
     assert type(from_config(flagship.eval.behaviour)).__name__ == "PushbackMetric"
     templates = config.to_object(compose(["+experiment=sycophancy_templates"]))
-    assert templates.data.path.endswith("datasets/pushback_template_pairs.jsonl")
+    assert templates.data.path.endswith("tasks/pushback/pushback_template_pairs.jsonl")
     assert templates.data.heldout_path == flagship.data.heldout_path and templates.train == flagship.train
     facts = config.to_object(compose(["+experiment=sycophancy_facts"]))
-    assert facts.data.path.endswith("datasets/sycophancy_train.jsonl") and facts.data.where == {"base_knows": True}
+    assert facts.data.path.endswith("tasks/claims/sycophancy_train.jsonl") and facts.data.where == {"base_knows": True}
     assert type(from_config(facts.eval.behaviour)).__name__ == "ClaimStance"
     # the judge python -m dpo_exp.eval (and stage=sft_dpo's comparison) uses on each task; not part of what
     # a training run computes, so it leaves the run's fingerprint alone
-    assert flagship.judge["_target_"] == "dpo_exp.judges.PushbackJudge"
-    assert facts.judge["_target_"] == "dpo_exp.judges.HeuristicJudge"
+    assert flagship.judge["_target_"] == "dpo_exp.tasks.pushback.judge.PushbackJudge"
+    assert facts.judge["_target_"] == "dpo_exp.tasks.claims.judge.HeuristicJudge"
     assert config.fingerprint(compose(["+experiment=sycophancy"])) == \
         config.fingerprint(compose(["+experiment=sycophancy", "judge=heuristic"]))
     sft_dpo = config.to_object(compose(["+experiment=sycophancy_sft_dpo"]))

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from dpo_exp.datasets import sycophancy as syc
+from dpo_exp.tasks.claims import dataset as syc
 
 TRAIN_KEYS = {"prompt", "chosen", "rejected", "domain", "kind", "topic", "level", "base_knows"}
 HELDOUT_KEYS = {"prompt", "claim", "claim_is_true", "domain", "topic"}
@@ -33,8 +33,8 @@ def _text(row, key):
 
 def test_shipped_files_match_the_builder(tmp_path):
     train, held = syc.write(tmp_path)
-    assert train.read_bytes() == syc.TRAIN_PATH.read_bytes(), "rerun python -m dpo_exp.datasets.sycophancy"
-    assert held.read_bytes() == syc.HELDOUT_PATH.read_bytes(), "rerun python -m dpo_exp.datasets.sycophancy"
+    assert train.read_bytes() == syc.TRAIN_PATH.read_bytes(), "rerun python -m dpo_exp.tasks.claims.dataset"
+    assert held.read_bytes() == syc.HELDOUT_PATH.read_bytes(), "rerun python -m dpo_exp.tasks.claims.dataset"
 
 
 def test_builder_is_deterministic():

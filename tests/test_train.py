@@ -71,6 +71,7 @@ def test_kl_estimate_is_zero_untrained_and_positive_after_training(tmp_path, mon
 
 def test_verdict_probe_matches_the_reference_until_training_moves_it(tmp_path, monkeypatch):
     from dpo_exp import evaluate
+    from dpo_exp.tasks.claims.probe import verdict_metrics
 
     trainer = tiny_trainer(tmp_path, monkeypatch, [
         "train.max_steps=20", "train.learning_rate=5e-3", "eval.at_start=false", "train.eval_steps=1000"])
@@ -78,11 +79,11 @@ def test_verdict_probe_matches_the_reference_until_training_moves_it(tmp_path, m
     heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt)[:8]
     rows = [{} for _ in heldout]
     as_ref = evaluate.reference_context(trainer)
-    untrained = evaluate.verdict_metrics(trainer.model, trainer.processing_class, heldout, as_ref, rows)
+    untrained = verdict_metrics(trainer.model, trainer.processing_class, heldout, as_ref, rows)
     assert untrained["before/verdict_auc"] == untrained["after/verdict_auc"]
     assert [r["verdict_before"] for r in rows] == [r["verdict_after"] for r in rows]
     trainer.train()
-    evaluate.verdict_metrics(trainer.model, trainer.processing_class, heldout, as_ref, rows)
+    verdict_metrics(trainer.model, trainer.processing_class, heldout, as_ref, rows)
     assert [r["verdict_before"] for r in rows] != [r["verdict_after"] for r in rows]
     assert all(math.isfinite(r["verdict_after"]) for r in rows)
 

@@ -59,8 +59,10 @@ def installed(tmp_path_factory) -> Path:
                    "dpo_exp/conf/hydra/help/dpo_exp.yaml", "dpo_exp/conf/sweep/beta.yaml",  # conf/sweep -> sweeps/
                    "dpo_exp/conf/build.yaml", "dpo_exp/conf/build/sycophancy_claims.yaml", "dpo_exp/conf/audit.yaml",
                    "dpo_exp/conf/convert.yaml",
-                   "dpo_exp/datasets/sycophancy_train.jsonl", "dpo_exp/datasets/sycophancy_heldout.jsonl",
-                   "dpo_exp/datasets/sycophancy_knowledge.json"):
+                   "dpo_exp/tasks/claims/sycophancy_train.jsonl", "dpo_exp/tasks/claims/sycophancy_heldout.jsonl",
+                   "dpo_exp/tasks/claims/sycophancy_knowledge.json", "dpo_exp/tasks/pushback/pushback_train.jsonl",
+                   "dpo_exp/tasks/pushback/pushback_heldout.jsonl", "dpo_exp/tasks/pushback/pushback_prompts.jsonl",
+                   "dpo_exp/tasks/pushback/pushback_template_pairs.jsonl"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("conf/", "sweeps/", "tests/"))]  # one package, nothing beside it
 
@@ -133,12 +135,12 @@ def test_a_users_own_experiment_runs_from_their_folder(installed, elsewhere):
 
 
 def test_dataset_builder_writes_where_it_is_told_not_into_the_package(installed, elsewhere):
-    shipped = Path(run([installed, "-c", "from dpo_exp.datasets import sycophancy as s; print(s.TRAIN_PATH)"],
+    shipped = Path(run([installed, "-c", "from dpo_exp.tasks.claims import dataset as s; print(s.TRAIN_PATH)"],
                        cwd=elsewhere).stdout.strip())
     before = shipped.stat().st_mtime_ns
-    refused = run([installed, "-m", "dpo_exp.datasets.sycophancy"], cwd=elsewhere)
+    refused = run([installed, "-m", "dpo_exp.tasks.claims.dataset"], cwd=elsewhere)
     assert refused.returncode == 2 and "--out" in refused.stderr
-    out = run([installed, "-m", "dpo_exp.datasets.sycophancy", "--out", "built"], cwd=elsewhere)
+    out = run([installed, "-m", "dpo_exp.tasks.claims.dataset", "--out", "built"], cwd=elsewhere)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (elsewhere / "built" / "sycophancy_train.jsonl").read_bytes() == shipped.read_bytes()
     assert (elsewhere / "built" / "sycophancy_heldout.jsonl").is_file()

@@ -1,6 +1,6 @@
 """Build preference pairs from prompts: a model writes N replies per prompt, a judge picks chosen and rejected.
 
-    python -m dpo_exp.build build=sycophancy_claims          # shipped prompts, bundled model, rule judge
+    python -m dpo_exp.build build=NAME                       # a preset (conf/build/NAME.yaml): a task's prompts and judge
     python -m dpo_exp.build build.prompts=prompts.jsonl build.n=4 build.temperature=[0,0.7,1.0,1.2]
 
 The command (`dpo_exp/build.py`, config `conf/build.yaml`) runs these steps, one function each:
@@ -13,8 +13,8 @@ The command (`dpo_exp/build.py`, config `conf/build.yaml`) runs these steps, one
    Duplicate prompts are dropped (the first row's context is kept); `build.where` filters rows on
    their fields, `build.derive` adds context fields mapped from other fields, `build.max_prompts`
    keeps the first N.
-2. `check` and `make_judge`: every key, the judge's needs (e.g. the claims judge's
-   `claim_is_true` in every row), the adapter and the output path are checked before any model
+2. `check` and `make_judge`: every key, the judge's needs (the prompt-row fields its `requires`
+   lists, in every row), the adapter and the output path are checked before any model
    loads; each problem is one UserError naming the key, file or row, and the fix.
 3. `generate`: `build.n` candidates per prompt, candidate i with `build.temperature[i]` and
    `build.top_p[i]` (one number = the same for all; temperature 0 = greedy), batched with left
@@ -116,9 +116,9 @@ class BuildConfig:
     prompts: str = MISSING  # prompts file, preference file/folder, or hub id
     format: PromptFormat = PromptFormat.auto
     split: str = "train"  # split of a datasets folder / hub id
-    # Any, not Dict (as data.where): keep rows whose own fields match, e.g. {kind: true_claim}
+    # Any, not Dict (as data.where): keep rows whose own fields match, e.g. {kind: question}
     where: Any = None
-    # Any: context fields mapped from a row field, e.g. {claim_is_true: {from: kind, map: {true_claim: true}}}
+    # Any: context fields mapped from a row field, e.g. {is_true: {from: kind, map: {true_fact: true}}}
     derive: Any = None
     max_prompts: Optional[int] = None  # the first N prompts (after filtering and deduplication)
     system_prompt: Optional[str] = None  # prepended as a system message to prompts that have none
@@ -164,7 +164,7 @@ def to_object(cfg: DictConfig) -> BuildAppConfig:
     try:
         obj = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as e:
-        example = "build.prompts=prompts.jsonl, or a preset: build=sycophancy_claims" if e.full_key == "build.prompts" \
+        example = "build.prompts=prompts.jsonl, or a preset: build=<name in conf/build/>" if e.full_key == "build.prompts" \
             else f"{e.full_key}=..."
         raise UserError(f"{e.full_key} has no value, and the build needs one. Fix: set it, e.g. {example}.") from None
     assert isinstance(obj, BuildAppConfig), "compose with conf/build.yaml (its defaults start with build_schema)"
@@ -282,7 +282,7 @@ def derive(prompts: list[Prompt], spec: Any) -> None:
     """build.derive: {new_field: {from: field, map: {value: new value}}}, added to every row's context."""
     if not spec:
         return
-    example = "build.derive={claim_is_true: {from: kind, map: {true_claim: true, false_claim: false}}}"
+    example = "build.derive={is_true: {from: kind, map: {true_fact: true, false_fact: false}}}"
     if not isinstance(spec, Mapping):
         raise UserError(f"build.derive={spec!r} is not a mapping. Fix: write e.g. {example}.")
     for name, rule in spec.items():
@@ -337,7 +337,7 @@ def check(conf: BuildAppConfig, run_dir: Path) -> tuple[list[float], list[float]
         bad("max_prompts", "must be >= 1 or null", "use e.g. build.max_prompts=100, or null for all")
     if b.where is not None and not isinstance(b.where, (dict, DictConfig, Mapping)):
         bad("where", "it is a filter on the rows' own fields, a mapping of field to value(s)",
-            "write e.g. build.where={kind: true_claim}, or build.where=null")
+            "write e.g. build.where={kind: question}, or build.where=null")
     budget = b.budget
     if budget.concurrency < 1:
         raise UserError(f"Invalid build.budget.concurrency={budget.concurrency}: must be >= 1. Fix: e.g. "
@@ -394,7 +394,7 @@ def make_judge(conf: BuildAppConfig, prompts: list[Prompt]):
         raise UserError(f"The judge {judge.name!r} reads {', '.join(map(repr, needs))} from each prompt row, which "
                         f"the row at {missing.where} lacks (it has: {', '.join(sorted(missing.context)) or 'no fields'}"
                         "). Fix: add it to every prompt row, derive it from another field (e.g. build.derive="
-                        "{claim_is_true: {from: kind, map: {true_claim: true, false_claim: false}}}), or choose "
+                        "{is_true: {from: kind, map: {true_fact: true, false_fact: false}}}), or choose "
                         "another judge.")
     return judge
 

@@ -84,7 +84,7 @@ class ConvertAppConfig:
 
 
 def register() -> None:
-    config.register()  # the ${pkg_path:} resolver of data=sycophancy
+    config.register()  # the ${pkg_file:} resolver of data presets that name shipped files
     ConfigStore.instance().store(name="convert_schema", node=ConvertAppConfig)
 
 

@@ -85,7 +85,7 @@ def shuffle_and_cap(items: list, max_rows: int | None, seed: int) -> list:
 
 def load_heldout(path: str, system_prompt: str | None = None) -> list[dict]:
     """Held-out generation prompts from JSONL: each row has `prompt` (a string -> one user message, or a
-    list of messages); all other keys are kept as they are (e.g. claim_is_true, topic). Returns rows
+    list of messages); all other keys are kept as they are (e.g. a task's labels, topic). Returns rows
     with `prompt` canonicalised to a list of messages. Same error style (file:line)."""
     raw = read_source(str(path), "train")
     if not raw:

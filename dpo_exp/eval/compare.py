@@ -1,6 +1,6 @@
 """`python -m dpo_exp.eval`: compare trained adapters with each other and with the base model.
 
-    python -m dpo_exp.eval +experiment=sycophancy eval_models.sft=outputs/sft/adapter eval_models.dpo=<run id>
+    python -m dpo_exp.eval +experiment=NAME eval_models.sft=outputs/sft/adapter eval_models.dpo=<run id>
 
 Configured by Hydra like training: `conf/evaluate.yaml` composes the same groups as
 `conf/config.yaml` (model, hardware, data, eval, tracking, ...), so pass the model, data and
@@ -15,8 +15,8 @@ tokenizer is trained on the data, so the data overrides matter too). Eval-only k
                             always included, as `base` (every adapter disabled).
   baseline=NAME             the model the others are compared with (judge win rate, delta
                             column); default `sft` if there is one, else `base`.
-  judge=...                 the judge of the win rates, a config group (conf/judge/): heuristic
-                            (the fact-claims rules, default; reads claim_is_true), model
+  judge=...                 the judge of the win rates, a config group (conf/judge/): a task's rule
+                            judge (the default of conf/evaluate.yaml, or the experiment's), model
                             (judge.path: a local HF chat model), openai (judge.base_url,
                             judge.model), none; or your own class: judge._target_=my_module.MyJudge.
   sampling.*                the sampled decoding: temperature 0.7, top_p 0.9, seed 0 (the same
@@ -25,7 +25,7 @@ tokenizer is trained on the data, so the data overrides matter too). Eval-only k
   max_pairs=N               eval pairs scored for the implicit reward (default: all).
 
 For each model, on the held-out prompts (`data.heldout_path`): greedy and sampled generations,
-the behaviour metric of `eval.behaviour` (a plug-in; `+experiment=sycophancy`: ClaimStance), diversity
+the behaviour metric of `eval.behaviour` (a plug-in: the experiment's task metric), diversity
 and length (genmetrics.diversity_report, plus mean length in tokens). On the eval split of the
 preference data (the split training evaluated on: same data keys and seed): implicit reward
 accuracy and margin, reward = beta * (log pi(y|x) - log pi_base(y|x)) summed over the reply
@@ -152,7 +152,7 @@ def load_heldout(conf: EvalAppConfig, metric=None) -> list[dict]:
     if not conf.data.heldout_path:
         raise UserError("No held-out prompts: data.heldout_path is null, and the comparison generates on them. "
                         "Fix: set data.heldout_path=<file.jsonl> (one {\"prompt\": ...} per line), or use a data "
-                        "preset that has one (data=sycophancy).")
+                        "preset that has one (conf/data/).")
     rows = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt)
     cap = conf.max_prompts or conf.eval.heldout_max_prompts
     rows = rows[:cap] if cap else rows

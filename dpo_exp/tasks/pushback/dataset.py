@@ -1,9 +1,9 @@
 """Conversations for the "are you sure?" sycophancy experiment (`+experiment=sycophancy`).
 
-Run ``python -m dpo_exp.datasets.pushback [--out DIR]`` to (re)write:
+Run ``python -m dpo_exp.tasks.pushback.dataset [--out DIR]`` to (re)write:
 
 * ``pushback_prompts.jsonl``: the training conversations, the prompts that
-  ``python -m dpo_exp.build +experiment=pushback_build`` samples the bundled model's own replies for
+  ``python -m dpo_exp.build build=sycophancy`` samples the bundled model's own replies for
   (the on-policy pairs in ``pushback_train.jsonl`` are built from them);
 * ``pushback_heldout.jsonl``: held-out conversations for the before/after table, on facts,
   domains and pushback phrasings that never occur in training (a test asserts it);
@@ -19,7 +19,7 @@ Each conversation is a question, the assistant's earlier answer and the user's r
 ``plain``       (held-out only) the question alone: the guard that answers do not get worse.
 
 Every row names the assistant's earlier answer (``original``) and the user's (``claimed``) with
-their spellings, so `dpo_exp.eval.pushback` labels a reply without any world knowledge: the
+their spellings, so `rules` labels a reply without any world knowledge: the
 behaviour trained is "keep your answer unless given a reason", which a 135M model can learn.
 
 The output is deterministic (fixed order, sorted keys, no timestamps): a test checks the shipped
@@ -571,7 +571,7 @@ def write(out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dpo_exp.datasets.pushback", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dpo_exp.tasks.pushback.dataset", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: beside this file)")
     args = parser.parse_args(argv)
     for path in write(args.out):

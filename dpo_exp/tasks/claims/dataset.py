@@ -1,14 +1,14 @@
 """Builder for the shipped sycophancy preference data and its held-out claims.
 
-Run ``python -m dpo_exp.datasets.sycophancy --out DIR`` to write into DIR (the shipped copy beside
-this file is refreshed with ``--out dpo_exp/datasets`` in a checkout):
+Run ``python -m dpo_exp.tasks.claims.dataset --out DIR`` to write into DIR (the shipped copy beside
+this file is refreshed with ``--out dpo_exp/tasks/claims`` in a checkout):
 
 * ``sycophancy_train.jsonl`` - conversational preference pairs
   (``prompt``/``chosen``/``rejected`` message lists plus ``domain``, ``kind``, ``topic``,
   ``level`` and ``base_knows``, fields that ``data.where`` can filter on);
 * ``sycophancy_heldout.jsonl`` - user messages stating claims on topics that
   never appear in training, for measuring sycophancy before and after DPO
-  (see ``dpo_exp.eval.behaviour``).
+  (see ``rules``).
 
 The output is deterministic (fixed seed, stable order, sorted keys, no
 timestamps), so the shipped files can be checked against the builder in tests.
@@ -71,7 +71,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from dpo_exp.eval.behaviour import classify_stance  # stdlib only: the builder stays model-free
+from dpo_exp.tasks.claims.rules import classify_stance  # stdlib only: the builder stays model-free
 
 HERE = Path(__file__).resolve().parent
 TRAIN_PATH = HERE / "sycophancy_train.jsonl"
@@ -1084,7 +1084,7 @@ def build_pairs(seed: int = SEED, knowledge: Path = KNOWLEDGE_PATH) -> list[dict
     unprobed = sorted(set(topics) - set(knows))
     if unprobed:
         raise SystemExit(f"{knowledge} has no probe result for {', '.join(unprobed[:5])}"
-                         f"{' ...' if len(unprobed) > 5 else ''}. Fix: python -m dpo_exp.datasets.sycophancy --probe --out DIR")
+                         f"{' ...' if len(unprobed) > 5 else ''}. Fix: python -m dpo_exp.tasks.claims.dataset --probe --out DIR")
     pairs = []
     for fact in FACTS:
         _check_claim(fact.false)
@@ -1206,9 +1206,9 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m dpo_exp.datasets.sycophancy", description=__doc__.split("\n\n")[0],
+        prog="python -m dpo_exp.tasks.claims.dataset", description=__doc__.split("\n\n")[0],
         epilog="Train on the result with data.path=OUT/sycophancy_train.jsonl data.heldout_path=OUT/"
-               "sycophancy_heldout.jsonl. (Maintainers refresh the shipped copy with --out dpo_exp/datasets.)")
+               "sycophancy_heldout.jsonl. (Maintainers refresh the shipped copy with --out dpo_exp/tasks/claims.)")
     parser.add_argument("--out", required=True, type=Path,
                         help="folder to write sycophancy_train.jsonl and sycophancy_heldout.jsonl into (never the "
                              "installed package)")

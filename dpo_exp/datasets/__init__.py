@@ -1,1 +1,0 @@
-"""Datasets shipped with dpo_exp (see `dpo_exp.datasets.sycophancy`)."""

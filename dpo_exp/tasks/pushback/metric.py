@@ -1,0 +1,27 @@
+"""The behaviour metric of `+experiment=sycophancy` (`eval/behaviour=pushback`), on the rules of `rules`."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from dpo_exp.tasks.pushback.rules import label, rates
+
+
+class PushbackMetric:
+    """Per held-out reply its label, and the rates of `rules.rates` (hold, cave, evidence-accept,
+    plain-correct, unclear)."""
+
+    name = "pushback"
+    requires = ("kind", "correct_aliases", "wrong_aliases")
+    headline = [("hold_rate", "holds its answer under baseless pushback"),
+                ("accept_rate", "accepts corrections with evidence"),
+                ("plain_correct", "plain questions answered correctly")]
+
+    def label(self, row: Mapping, response: str) -> str:
+        return label(row, response)
+
+    def metrics(self, rows: Sequence[Mapping], responses: Sequence[str]) -> dict[str, float]:
+        by_kind: dict[str, list[str]] = {}
+        for row, response in zip(rows, responses):
+            by_kind.setdefault(row["kind"], []).append(label(row, response))
+        return rates(by_kind)
