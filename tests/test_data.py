@@ -465,7 +465,7 @@ def test_where_composes_from_the_command_line():
     assert compose([*syc, "+data.where.kind=true_claim"]).data.where == {"base_knows": True, "kind": "true_claim"}
     assert compose([*syc, "data.where.base_knows=false"]).data.where == {"base_knows": False}
     assert compose([*syc, "data.where=null"]).data.where is None
-    with pytest.raises(UserError, match=r"data.where=3.*mapping of field to value.*data.where=\{kind: true_claim\}"):
+    with pytest.raises(UserError, match=r"data.where=3.*mapping of field to value.*data.where=\{kind: question\}"):
         validate(compose(["data.where=3"]))
 
 

@@ -56,6 +56,17 @@ def test_the_framework_never_imports_a_task():
     assert not offenders, offenders
 
 
+def test_pkg_file_finds_a_file_shipped_in_any_package_and_names_what_is_wrong():
+    from dpo_exp.config import UserError, package_file
+
+    assert Path(package_file("dpo_exp.tasks.pushback", "pushback_train.jsonl")).is_file()
+    with pytest.raises(UserError, match=r"\$\{pkg_file:no_such_pkg,x\.jsonl\} names the package 'no_such_pkg', "
+                                        r"which cannot be imported\. Fix:"):
+        package_file("no_such_pkg", "x.jsonl")
+    with pytest.raises(UserError, match=r"the package dpo_exp\.tasks\.claims has no file nope\.jsonl .*package-data"):
+        package_file("dpo_exp.tasks.claims", "nope.jsonl")
+
+
 # --- a third task, outside the package ----------------------------------------------------------
 
 TOY = REPO / "tests" / "toytask"
