@@ -38,8 +38,9 @@ RANDOM_CACHE_VERSION = "v1"
 RANDOM_WEIGHTS_SEED = 0  # weights are a fixed function of the architecture: one folder per shape
 # A byte-level BPE trained on `model.tokenizer_corpus` (conf/model/random.yaml: 628 shipped chat pairs)
 # saturates at ~4k tokens; on those pairs it needs about as many tokens as SmolLM2's 49k vocabulary
-# (4.6 vs 4.4 characters per token), on other English text ~1.4x as many. Throughput depends on token counts and the model's own
-# vocabulary (the LM head keeps the architecture's full width), not on what the tokens mean.
+# (4.6 vs 4.4 characters per token), on other English text ~1.4x as many. Throughput depends on token
+# counts and the model's own vocabulary (the LM head keeps the architecture's full width), not on what
+# the tokens mean.
 RANDOM_TOKENIZER_VOCAB = 8192
 
 # ChatML, for tokenizers that have no chat template (the tiny model, many base models).
@@ -245,7 +246,8 @@ def architecture_config(model: ModelConfig) -> dict[str, Any]:
 
 
 def random_target(model: ModelConfig, cache_dir: str) -> Path:
-    """Where `random_folder` keeps the weights of `model.architecture` (built or not)."""
+    """Where `random_folder` keeps the weights of `model.architecture` (built or not): keyed by the shape and
+    the tokenizer corpus's content."""
     values = architecture_config(model)
     corpus = hashlib.sha256(tokenizer_corpus(model).read_bytes()).hexdigest()
     key = hashlib.sha256(json.dumps([values, corpus, RANDOM_WEIGHTS_SEED, RANDOM_TOKENIZER_VOCAB, RANDOM_CACHE_VERSION],
@@ -279,8 +281,8 @@ def random_tokenizer(model: ModelConfig, values: dict[str, Any]):
 def random_folder(model: ModelConfig, cache_dir: str) -> Path:
     """Folder with random weights in `model.architecture` and its tokenizer, created on first use.
 
-    Keyed by the architecture's values (overrides included): every run, and every plain-TRL script
-    of benchmarks/bench_trl.py, that asks for the same shape loads the same weights.
+    Keyed by the architecture's values (overrides included) and the tokenizer corpus: every run, and every
+    plain-TRL script of benchmarks/bench_trl.py, that asks for the same shape loads the same weights.
     """
     values = architecture_config(model)
     target = random_target(model, cache_dir)
