@@ -88,13 +88,13 @@ def run_command(main: Callable[[], object], argv: list[str], name: str = "dpo_ex
     exit 130 (Ctrl-C) / 143 (SIGTERM); an error after a sweep's parent run was opened -> that parent
     marked FAILED (KILLED when interrupted). `prepare(argv) -> argv` runs first (joining a process group);
     `validate(cfg)` checks the composed config for `--cfg` (default: training's `config.to_object`)."""
-    sys.argv = hydra_argv(argv)
-    if prepare is not None:
-        try:
+    try:
+        sys.argv = hydra_argv(argv)
+        if prepare is not None:
             sys.argv = prepare(sys.argv)
-        except UserError as e:
-            error(name, str(e))
-            sys.exit(2)
+    except UserError as e:
+        error(name, str(e))
+        sys.exit(2)
     if any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in sys.argv[1:]):
         _validate_shown_config(name, validate)
     interrupt_on_sigterm()
@@ -190,18 +190,30 @@ def hydra_argv(argv: list[str]) -> list[str]:
     return [argv[0], *flags, *overrides]
 
 
+_PRESET = re.compile(r"[A-Za-z_]\w*")
+
+
 def numeric_beta(argv: list[str]) -> list[str]:
     """`beta=0.3` and `beta=0.05,0.1,0.5` mean `beta.value=...`.
 
     `beta` is a config group (presets low/default/high), and Hydra refuses a number as a group
-    option. Anything that is not a preset name (a number, a list, choice()/interval() for
-    sweepers) is passed to `beta.value` instead, so a beta sweep is a plain list.
+    option. Preset names, one or a comma list (`beta=low,high`, a sweep over presets), stay a group
+    choice; anything else (numbers, choice()/interval()/range() for sweepers) goes to `beta.value`,
+    so a beta sweep is a plain list. A list mixing names and numbers is an error.
     """
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if key == "beta" and eq and not re.fullmatch(r"[A-Za-z_]\w*", value):
-            arg = f"beta.value={value}"
+        if key == "beta" and eq:
+            items = value.split(",")
+            names = [_PRESET.fullmatch(v.strip()) is not None for v in items]
+            # a sweeper function (`choice(0.1, 0.5)`) has commas inside its parentheses: never a preset list
+            if "(" not in value and any(names) and not all(names):
+                raise UserError(f"beta={value} mixes preset names and numbers. Fix: sweep presets (beta=low,high) "
+                                "or numbers (beta=0.05,0.5), or give a preset's number (low = 0.05, default = 0.1, "
+                                "high = 0.5) with the others.")
+            if "(" in value or not all(names):
+                arg = f"beta.value={value}"
         out.append(arg)
     return out
 
