@@ -191,28 +191,32 @@ def hydra_argv(argv: list[str]) -> list[str]:
 
 
 _PRESET = re.compile(r"[A-Za-z_]\w*")
+_FUNCTION = re.compile(r"(\w+)\((.*)\)", re.S)  # a sweeper function: choice(...), range(...), glob(...)
 
 
 def numeric_beta(argv: list[str]) -> list[str]:
     """`beta=0.3` and `beta=0.05,0.1,0.5` mean `beta.value=...`.
 
     `beta` is a config group (presets low/default/high), and Hydra refuses a number as a group
-    option. Preset names, one or a comma list (`beta=low,high`, a sweep over presets), stay a group
-    choice; anything else (numbers, choice()/interval()/range() for sweepers) goes to `beta.value`,
-    so a beta sweep is a plain list. A list mixing names and numbers is an error.
+    option. Preset names stay a group choice: one (`beta=low`), a list (`beta=low,high`: a sweep over
+    presets), `choice(low,high)` or `glob(*)`. Numbers, alone, listed or in a sweeper function
+    (`choice(0.1,0.5)`, `interval(0.01,0.5)`), go to `beta.value`, so a beta sweep is a plain list.
+    A list mixing names and numbers is an error.
     """
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
         if key == "beta" and eq:
-            items = value.split(",")
-            names = [_PRESET.fullmatch(v.strip()) is not None for v in items]
-            # a sweeper function (`choice(0.1, 0.5)`) has commas inside its parentheses: never a preset list
-            if "(" not in value and any(names) and not all(names):
+            function = _FUNCTION.fullmatch(value.strip())
+            items = [v.strip() for v in (function.group(2) if function else value).split(",") if v.strip()]
+            names = [_PRESET.fullmatch(v) is not None for v in items]
+            if function and function.group(1) == "glob" or items and all(names):
+                pass  # preset names: Hydra's group choice or group sweep
+            elif any(names):
                 raise UserError(f"beta={value} mixes preset names and numbers. Fix: sweep presets (beta=low,high) "
                                 "or numbers (beta=0.05,0.5), or give a preset's number (low = 0.05, default = 0.1, "
                                 "high = 0.5) with the others.")
-            if "(" in value or not all(names):
+            else:
                 arg = f"beta.value={value}"
         out.append(arg)
     return out

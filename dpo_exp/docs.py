@@ -44,7 +44,7 @@ class Command:
     command: str
     config_name: str  # conf/<config_name>.yaml
     schema: type
-    shared: str = ""  # what it shares with training, said in one line
+    shared: str = ""  # what it shares with training, one sentence
 
 
 def commands() -> list[Command]:
@@ -59,14 +59,14 @@ def commands() -> list[Command]:
     return [
         Command("Training", "python -m dpo_exp", "config", config.Config),
         Command("Data audit", "python -m dpo_exp.audit", "audit", config.Config,
-                "training's schema and groups, so it audits what that training command would train on; its "
-                "checks are the `audit.*` keys above"),
+                "Training's schema and groups, so it audits what that training command would train on; its "
+                "checks are the `audit.*` keys above."),
         Command("Building preference data", "python -m dpo_exp.build", "build", build.BuildAppConfig,
-                "`model`, `hardware`, `tracking` and `paths` as training's"),
+                "Training's `model`, `hardware`, `tracking` and `paths`; its own keys:"),
         Command("Evaluation", "python -m dpo_exp.eval", "evaluate", compare.EvalAppConfig,
-                "training's schema and groups (pass the overrides the adapters were trained with), plus"),
+                "Training's schema and groups (pass the overrides the adapters were trained with), plus:"),
         Command("Conversion", "python -m dpo_exp.convert", "convert", convert.ConvertAppConfig,
-                "the `data` keys of training (the input), plus"),
+                "Training's `data` keys (the input), plus:"),
     ]
 
 
@@ -149,7 +149,8 @@ def rows(schema: type, composed: dict, prefix: str = "", own_only: bool = False)
     for f in dataclasses.fields(schema):
         t, key = hints[f.name], f"{prefix}{f.name}"
         if own_only and (getattr(t, "__module__", "") == Config.__module__
-                         or issubclass(schema, Config) and f.name not in schema.__dict__.get("__annotations__", {})):
+                         or issubclass(schema, Config)
+                         and (schema is Config or f.name not in schema.__dict__.get("__annotations__", {}))):
             continue
         default = _lookup(composed, key)
         if dataclasses.is_dataclass(t) and counts[t] == 1:
@@ -224,8 +225,8 @@ def render() -> str:
         if cmd.config_name == "config":
             out += _training(composed, choices)
             continue
-        out += [f"Shares {cmd.shared}:" if cmd.shared.endswith("plus") else f"Shares {cmd.shared}.", ""]
-        groups = [g for g in choices if (CONF / g).is_dir() and g in ("build", "judge")]
+        out += [cmd.shared, ""]
+        groups = [g for g in ("build", "judge") if g in choices and cmd.schema is not Config]
         for g in groups:
             out += [preset_line(g, choices.get(g)) + " " + _preset_notes(g), ""]
         own = rows(cmd.schema, composed, own_only=True)

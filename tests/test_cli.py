@@ -3,6 +3,8 @@ composing and passing its command's `--cfg job` validation."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dpo_exp.cli import hydra_argv
@@ -56,8 +58,12 @@ def test_beta_presets_sweep_like_any_value():
     assert hydra_argv(["x", "beta=choice(0.1, 0.5)"]) == ["x", "beta.value=choice(0.1, 0.5)"]
     assert hydra_argv(["x", "beta=interval(0.01,0.5)"]) == ["x", "beta.value=interval(0.01,0.5)"]
     assert hydra_argv(["x", "beta=1e-2"]) == ["x", "beta.value=1e-2"]
-    with pytest.raises(UserError, match=r"beta=low,0.3 mixes preset names and numbers. Fix: "):
-        hydra_argv(["x", "beta=low,0.3"])
+    assert hydra_argv(["x", "beta=choice(low, high)"]) == ["x", "beta=choice(low, high)"]
+    assert hydra_argv(["x", "beta=glob(*)"]) == ["x", "beta=glob(*)"]
+    assert hydra_argv(["x", "beta=shuffle(choice(0.1,0.5))"]) == ["x", "beta.value=shuffle(choice(0.1,0.5))"]
+    for mixed in ("low,0.3", "choice(0.1, high)"):
+        with pytest.raises(UserError, match=rf"beta={re.escape(mixed)} mixes preset names and numbers. Fix: "):
+            hydra_argv(["x", f"beta={mixed}"])
 
 
 def test_a_sweep_over_beta_presets_composes_one_job_per_preset():
