@@ -185,7 +185,8 @@ def presets(group: str) -> list[str]:
 
 
 def first_comment(group: str, name: str) -> str:
-    """The first sentence of a preset file's leading comment: what the preset is."""
+    """The first sentence of a preset file's leading comment: what the preset is (up to the first `. ` or
+    `: ` outside parentheses and quotes)."""
     lines = []
     for line in (CONF / group / f"{name}.yaml").read_text().splitlines():
         if line.startswith("# @package"):
@@ -193,12 +194,24 @@ def first_comment(group: str, name: str) -> str:
         if not line.startswith("#") or line.startswith("#  "):  # the comment's end, or an indented example
             break
         lines.append(line.lstrip("# ").strip())
-    return re.split(r"\.\s+(?=[A-Z])|:\s", " ".join(lines))[0].rstrip(".:")
+    text, depth, quoted = " ".join(lines), 0, False
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        quoted ^= ch == '"'
+        if depth == 0 and not quoted and ch in ".:" and text[i + 1:i + 2] in (" ", "") \
+                and text[i - 3:i + 1] not in ("e.g.", "i.e."):
+            return text[:i]
+    return text
 
 
-def preset_line(group: str, default: str | None) -> str:
-    names = [f"**{n}**" if n == default else n for n in presets(group)]
-    return f"Presets (`{group}=NAME`, `conf/{group}/`; default in bold): {', '.join(names)}."
+def presets_block(group: str, default: str | None, how: str = "") -> list[str]:
+    """The presets of `conf/<group>/`, each with what it is (its file's first sentence)."""
+    how = how or f"`{group}=NAME`"
+    out = [f"Presets ({how}, files in `conf/{group}/`):", ""]
+    for name in presets(group):
+        note = first_comment(group, name)
+        out.append(f"- `{name}`{' (default)' if name == default else ''}{': ' + note if note else ''}")
+    return out + [""]
 
 
 # --- rendering ---------------------------------------------------------------------------------------------
@@ -228,18 +241,11 @@ def render() -> str:
         out += [cmd.shared, ""]
         groups = [g for g in ("build", "judge") if g in choices and cmd.schema is not Config]
         for g in groups:
-            out += [preset_line(g, choices.get(g)) + " " + _preset_notes(g), ""]
+            out += presets_block(g, choices.get(g))
         own = rows(cmd.schema, composed, own_only=True)
         if own:
             out += table(own) + [""]
     return "\n".join(out).rstrip() + "\n"
-
-
-def _preset_notes(group: str) -> str:
-    notes = [f"`{n}`: {first_comment(group, n)}" for n in presets(group) if first_comment(group, n)]
-    options = f" A preset's options, if any, are the keys of its file, `conf/{group}/NAME.yaml`." \
-        if group == "judge" else ""
-    return ("Each preset: " + "; ".join(notes) + "." + options) if notes else ""
 
 
 def _training(composed: dict, choices: dict[str, str]) -> list[str]:
@@ -252,24 +258,22 @@ def _training(composed: dict, choices: dict[str, str]) -> list[str]:
             continue
         out += [f"#### `{f.name}`: {help_of(f)}", ""]
         if (CONF / f.name).is_dir():
-            out += [preset_line(f.name, choices.get(f.name)), ""]
+            out += presets_block(f.name, choices.get(f.name))
         doc = t.__doc__ if t.__doc__ and not t.__doc__.startswith(f"{t.__name__}(") else ""
         if doc:
             out += [" ".join(doc.split()), ""]
         if f.name == "eval":
-            out += [preset_line("eval/behaviour", choices.get("eval/behaviour")) + " "
-                    + _preset_notes("eval/behaviour"), ""]
+            out += presets_block("eval/behaviour", choices.get("eval/behaviour"))
         out += table(rows(t, composed, f"{f.name}.")) + [""]
     out += ["#### Top level", ""]
-    out += [preset_line("judge", choices.get("judge")) + " " + _preset_notes("judge"), ""]
+    out += presets_block("judge", choices.get("judge"))
     out += table([(f"`{f.name}`", type_name(_hints(Config)[f.name]), f"`{value_text(_lookup(composed, f.name))}`",
                    help_of(f)) for f in top]) + [""]
-    out += ["Groups added on the command line (after everything else, so they override it):", ""]
-    for group, how in (("experiment", "a task: data, behaviour metric, judge, training settings"),
-                       ("debug", "put it last"), ("sweep", "a sweep definition, with `-m`")):
-        out.append(f"- `+{group}=NAME` ({how}): " + ", ".join(
-            f"`{n}`" + (f" ({first_comment(group, n)})" if first_comment(group, n) else "") for n in presets(group)))
-    return out + [""]
+    out += ["Groups added on the command line, after everything else (so they override it):", ""]
+    for group, how in (("experiment", "`+experiment=NAME`: a task, with its data, behaviour metric and judge"),
+                       ("debug", "`+debug=NAME`, last on the command line"), ("sweep", "`-m +sweep=NAME`")):
+        out += presets_block(group, None, how)
+    return out
 
 
 # --- README -----------------------------------------------------------------------------------------------
@@ -302,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.print:
         print(body, end="")
         return 0
+    if not args.readme.is_file():  # an installed wheel has no README next to the package
+        print(f"python -m dpo_exp.docs: no file {args.readme}. Fix: run it in a source checkout, or pass "
+              "--readme FILE (or --print).", file=sys.stderr)
+        return 2
     old = args.readme.read_text()
     new = replace_between_markers(old, body, str(args.readme))
     if args.check:

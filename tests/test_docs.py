@@ -66,7 +66,8 @@ def test_missing_markers_are_a_clear_error(tmp_path):
 
 def test_the_reference_lists_each_group_s_presets_and_types():
     text = docs.render()
-    assert "Presets (`beta=NAME`, `conf/beta/`; default in bold): **default**, high, low." in text
+    assert "Presets (`beta=NAME`, files in `conf/beta/`):\n\n- `default` (default): beta = 0.1\n- `high`: beta = 0.5\n" in text
+    assert "- `tiny`: A randomly initialised small Llama" in text  # each preset's first comment sentence
     assert "| `loss.type` | sigmoid \\| ipo \\|" in text  # an enum's values, escaped for the table
     assert "| `data.max_rows` | int or null | `null` |" in text
     assert "`+experiment=NAME`" in text and "`sycophancy_facts`" in text
