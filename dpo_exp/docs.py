@@ -83,19 +83,14 @@ def undocumented(schema: type, prefix: str = "") -> list[str]:
     for f in dataclasses.fields(schema):
         if not help_of(f).strip():
             missing.append(f"{prefix}{f.name} ({schema.__module__}.{schema.__qualname__})")
-        sub = _dataclass_type(schema, f)
-        if sub is not None:
+        sub = _hints(schema)[f.name]
+        if dataclasses.is_dataclass(sub):
             missing += undocumented(sub, f"{prefix}{f.name}.")
     return missing
 
 
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
-
-
-def _dataclass_type(cls: type, f: dataclasses.Field) -> type | None:
-    t = _hints(cls)[f.name]
-    return t if dataclasses.is_dataclass(t) else None
 
 
 def type_name(t: Any) -> str:
@@ -148,9 +143,7 @@ def rows(schema: type, composed: dict, prefix: str = "", own_only: bool = False)
     out = []
     for f in dataclasses.fields(schema):
         t, key = hints[f.name], f"{prefix}{f.name}"
-        if own_only and (getattr(t, "__module__", "") == Config.__module__
-                         or issubclass(schema, Config)
-                         and (schema is Config or f.name not in schema.__dict__.get("__annotations__", {}))):
+        if own_only and _documented_by_training(schema, f.name, t):
             continue
         default = _lookup(composed, key)
         if dataclasses.is_dataclass(t) and counts[t] == 1:
@@ -162,6 +155,14 @@ def rows(schema: type, composed: dict, prefix: str = "", own_only: bool = False)
         else:
             out.append((f"`{key}`", type_name(t), f"`{value_text(default)}`", help_of(f)))
     return out
+
+
+def _documented_by_training(schema: type, name: str, t: Any) -> bool:
+    """Whether training's section documents this key already: a group of training's schema (the build's
+    `model`), or a key a subclass of training's schema inherits (all of eval's but its own)."""
+    if dataclasses.is_dataclass(t) and t.__module__ == Config.__module__:
+        return True
+    return issubclass(schema, Config) and (schema is Config or name not in vars(schema).get("__annotations__", {}))
 
 
 # --- composing each command's defaults ----------------------------------------------------------
