@@ -1,12 +1,13 @@
 # Quick start:   make run    (set up, then train the default experiment)
 #                make test   (set up, then run the test suite, without the tests marked slow)
 #                make test-slow  (the slow ones: several processes, Slurm, the wheel; CI runs both)
+#                make docs   (rewrite README's config reference from the schemas)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS ?= +experiment=sycophancy
 
-.PHONY: setup run test test-slow bench gpu-wheels clean
+.PHONY: setup run test test-slow lint docs bench gpu-wheels clean
 
 # The stamp depends on pyproject.toml: editing dependencies re-runs the install.
 $(VENV)/.installed: pyproject.toml
@@ -29,6 +30,14 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow tests
+
+# The import contracts of pyproject.toml alone (make test runs them too, in tests/test_architecture.py).
+lint: setup
+	$(VENV)/bin/lint-imports --no-cache
+
+# README's config reference, from the schemas' field help (make test fails when it is stale).
+docs: setup
+	$(PY) -m dpo_exp.docs
 
 bench: setup
 	$(PY) benchmarks/bench_trl.py

@@ -88,13 +88,13 @@ def run_command(main: Callable[[], object], argv: list[str], name: str = "dpo_ex
     exit 130 (Ctrl-C) / 143 (SIGTERM); an error after a sweep's parent run was opened -> that parent
     marked FAILED (KILLED when interrupted). `prepare(argv) -> argv` runs first (joining a process group);
     `validate(cfg)` checks the composed config for `--cfg` (default: training's `config.to_object`)."""
-    sys.argv = hydra_argv(argv)
-    if prepare is not None:
-        try:
+    try:
+        sys.argv = hydra_argv(argv)
+        if prepare is not None:
             sys.argv = prepare(sys.argv)
-        except UserError as e:
-            error(name, str(e))
-            sys.exit(2)
+    except UserError as e:
+        error(name, str(e))
+        sys.exit(2)
     if any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in sys.argv[1:]):
         _validate_shown_config(name, validate)
     interrupt_on_sigterm()
@@ -190,18 +190,34 @@ def hydra_argv(argv: list[str]) -> list[str]:
     return [argv[0], *flags, *overrides]
 
 
+_PRESET = re.compile(r"[A-Za-z_]\w*")
+_FUNCTION = re.compile(r"(\w+)\((.*)\)", re.S)  # a sweeper function: choice(...), range(...), glob(...)
+
+
 def numeric_beta(argv: list[str]) -> list[str]:
     """`beta=0.3` and `beta=0.05,0.1,0.5` mean `beta.value=...`.
 
     `beta` is a config group (presets low/default/high), and Hydra refuses a number as a group
-    option. Anything that is not a preset name (a number, a list, choice()/interval() for
-    sweepers) is passed to `beta.value` instead, so a beta sweep is a plain list.
+    option. Preset names stay a group choice: one (`beta=low`), a list (`beta=low,high`: a sweep over
+    presets), `choice(low,high)` or `glob(*)`. Numbers, alone, listed or in a sweeper function
+    (`choice(0.1,0.5)`, `interval(0.01,0.5)`), go to `beta.value`, so a beta sweep is a plain list.
+    A list mixing names and numbers is an error.
     """
     out = []
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if key == "beta" and eq and not re.fullmatch(r"[A-Za-z_]\w*", value):
-            arg = f"beta.value={value}"
+        if key == "beta" and eq:
+            function = _FUNCTION.fullmatch(value.strip())
+            items = [v.strip() for v in (function.group(2) if function else value).split(",") if v.strip()]
+            names = [_PRESET.fullmatch(v) is not None for v in items]
+            if function and function.group(1) == "glob" or items and all(names):
+                pass  # preset names: Hydra's group choice or group sweep
+            elif any(names):
+                raise UserError(f"beta={value} mixes preset names and numbers. Fix: sweep presets (beta=low,high) "
+                                "or numbers (beta=0.05,0.5), or give a preset's number (low = 0.05, default = 0.1, "
+                                "high = 0.5) with the others.")
+            else:
+                arg = f"beta.value={value}"
         out.append(arg)
     return out
 

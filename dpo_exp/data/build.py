@@ -106,50 +106,74 @@ class Unfinished(str, Enum):
 
 @dataclass
 class BudgetConfig:
-    max_requests: Optional[int] = None  # judge calls that miss the cache, per build; null = no limit
-    max_tokens: Optional[int] = None  # tokens the judge reports (API usage), per build; null = no limit
-    concurrency: int = 1  # judge calls in flight at once (threads); raise it for an API judge
+    max_requests: Optional[int] = field(default=None, metadata={
+        "help": "judge calls that miss the cache, per build (an HTTP retry is not a new call); null = no limit"})
+    max_tokens: Optional[int] = field(default=None, metadata={
+        "help": "tokens the judge reports (API usage), per build; null = no limit"})
+    concurrency: int = field(default=1, metadata={
+        "help": "judge calls in flight at once (threads); raise it for an API judge, e.g. 8"})
 
 
 @dataclass
 class BuildConfig:
-    prompts: str = MISSING  # prompts file, preference file/folder, or hub id
-    format: PromptFormat = PromptFormat.auto
-    split: str = "train"  # split of a datasets folder / hub id
-    # Any, not Dict (as data.where): keep rows whose own fields match, e.g. {kind: question}
-    where: Any = None
-    # Any: context fields mapped from a row field, e.g. {is_true: {from: kind, map: {true_fact: true}}}
-    derive: Any = None
-    max_prompts: Optional[int] = None  # the first N prompts (after filtering and deduplication)
-    system_prompt: Optional[str] = None  # prepended as a system message to prompts that have none
-    on_error: OnError = OnError.error  # malformed prompt rows: stop (error) or skip and count (skip)
-    n: int = 4  # candidates per prompt, >= 2
-    temperature: Any = 0.8  # a number, or a list of n numbers (one per candidate); 0 = greedy
-    top_p: Any = 0.95  # a number in (0, 1], or a list of n
-    max_new_tokens: int = 64
-    seed: int = 0
-    batch_size: int = 16  # replies generated together (left-padded)
-    adapter: Optional[str] = None  # a LoRA adapter on the model: run dir, adapter folder, runs:/<id>, or a run id
-    selection: Selection = Selection.best_worst
-    # replies that hit max_new_tokens: keep as generated | cut_to_sentence (their full sentences; none -> empty)
-    unfinished: Unfinished = Unfinished.keep
-    keep_ties: bool = False  # keep prompts no verdict decides, as verdict: tie (which reply is chosen is arbitrary)
-    keep_both_bad: bool = False  # keep pairs the judge marks as both bad
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
-    out: Optional[str] = None  # output .jsonl file or folder; null = <run dir>/pairs.jsonl
-    cache: str = "${paths.cache}/build_cache.sqlite"
+    prompts: str = field(default=MISSING, metadata={
+        "help": "prompts file (`.jsonl`/`.json`: {\"prompt\": str | messages, ...context fields}), or a preference "
+                "file/folder/hub id in any supported layout (its prompts); deduplicated"})
+    format: PromptFormat = field(default=PromptFormat.auto, metadata={
+        "help": "`auto` (a preference file if the first row has chosen and rejected, else a prompts file), "
+                "`prompts` (rows with a `prompt`, string or messages; other fields are context), or a preference "
+                "layout (`preference`, `conversational`, `sharegpt`, `hh_rlhf`, `ultrafeedback`: its prompts)"})
+    split: str = field(default="train", metadata={"help": "split of a datasets folder or hub id"})
+    # Any, not Dict (as data.where).
+    where: Any = field(default=None, metadata={
+        "help": "keep rows whose own fields match, e.g. `{kind: question}` (as data.where)"})
+    derive: Any = field(default=None, metadata={
+        "help": "context fields mapped from a row field: `{new: {from: field, map: {value: new value}}}`, e.g. "
+                "`{is_true: {from: kind, map: {true_fact: true}}}`"})
+    max_prompts: Optional[int] = field(default=None, metadata={
+        "help": "the first N prompts (after `where` and deduplication); null = all"})
+    system_prompt: Optional[str] = field(default=None, metadata={
+        "help": "system message added to prompts that have none"})
+    on_error: OnError = field(default=OnError.error, metadata={
+        "help": "malformed prompt rows: `error` (stop, naming file and line) or `skip` (skip and count them)"})
+    n: int = field(default=4, metadata={"help": "candidate replies per prompt, >= 2"})
+    temperature: Any = field(default=0.8, metadata={
+        "help": "a number, or a list of n numbers (one per candidate); 0 = greedy"})
+    top_p: Any = field(default=0.95, metadata={"help": "a number in (0, 1], or a list of n"})
+    max_new_tokens: int = field(default=64, metadata={"help": "tokens per reply, at most"})
+    seed: int = field(default=0, metadata={
+        "help": "with the prompt and candidate index, fixes each reply exactly, whatever the batch"})
+    batch_size: int = field(default=16, metadata={"help": "replies generated together (left-padded)"})
+    adapter: Optional[str] = field(default=None, metadata={
+        "help": "a LoRA adapter on the model: a run dir, an adapter folder, `runs:/<id>`, or an MLflow run id"})
+    selection: Selection = field(default=Selection.best_worst, metadata={
+        "help": "`best_worst`: one pair per prompt, the decided pair with the largest Copeland score gap; `all`: "
+                "every pair of candidates decided in both orders"})
+    unfinished: Unfinished = field(default=Unfinished.keep, metadata={
+        "help": "replies that hit max_new_tokens: `keep` (judged and written as generated) or `cut_to_sentence` "
+                "(cut back to their last full sentence; none: empty, not paired)"})
+    keep_ties: bool = field(default=False, metadata={
+        "help": "keep prompts no verdict decides, as `verdict: tie` (which reply is chosen is arbitrary)"})
+    keep_both_bad: bool = field(default=False, metadata={"help": "keep pairs the judge marks as both bad"})
+    budget: BudgetConfig = field(default_factory=BudgetConfig, metadata={"help": "limits on judge calls"})
+    out: Optional[str] = field(default=None, metadata={
+        "help": "output `.jsonl` file or folder; null = `<run dir>/pairs.jsonl`"})
+    cache: str = field(default="${paths.cache}/build_cache.sqlite", metadata={
+        "help": "replies and verdicts (SQLite), shared by every build"})
 
 
 @dataclass
 class BuildAppConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    hardware: HardwareConfig = field(default_factory=HardwareConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    # The judge: a `_target_` node (conf/judge/*.yaml, or your own class) with its options. Any: the
-    # options depend on the class, which checks them.
-    judge: Any = None
-    build: BuildConfig = field(default_factory=BuildConfig)
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the model that writes the replies"})
+    hardware: HardwareConfig = field(default_factory=HardwareConfig, metadata={"help": "as training's"})
+    tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"help": "as training's"})
+    paths: PathsConfig = field(default_factory=PathsConfig, metadata={"help": "as training's"})
+    # Any: the options depend on the class, which checks them.
+    judge: Any = field(default=None, metadata={
+        "help": "the judge of the candidate pairs (group `judge`): a `_target_` node naming its class (a shipped "
+                "one, or your own, `judge._target_=my_module.MyJudge`) with its options"})
+    build: BuildConfig = field(default_factory=BuildConfig, metadata={
+        "help": "the build's own keys (presets: `build=NAME`)"})
 
 
 def register() -> None:

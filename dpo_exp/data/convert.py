@@ -71,16 +71,21 @@ SHAREGPT_FROM = {"system": "system", "user": "human", "assistant": "gpt"}
 
 @dataclass
 class OutConfig:
-    path: str = MISSING  # the file to write: .jsonl or .json (a list), optionally .gz
-    format: DataFormat = DataFormat.conversational  # any layout but auto
-    overwrite: bool = False  # replace an existing out.path (never the input)
-    flatten: bool = False  # preference: join a multi-turn prompt into one string; hh_rlhf: fold the system message in
+    path: str = field(default=MISSING, metadata={
+        "help": "the file to write: `.jsonl` or `.json` (a list), optionally `.gz`; never the input file"})
+    format: DataFormat = field(default=DataFormat.conversational, metadata={
+        "help": "the layout written: any of data.format's but `auto`"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing out.path (never the input)"})
+    flatten: bool = field(default=False, metadata={
+        "help": "true: `preference` takes a multi-turn prompt as one string, `hh_rlhf` a system message inside the "
+                "first Human turn (lossy, on purpose); false: such rows are refused"})
 
 
 @dataclass
 class ConvertAppConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    out: OutConfig = field(default_factory=OutConfig)
+    data: DataConfig = field(default_factory=DataConfig, metadata={
+        "help": "the input: training's data keys (path, format, split, where, on_error, system_prompt)"})
+    out: OutConfig = field(default_factory=OutConfig, metadata={"help": "the output"})
 
 
 def register() -> None:

@@ -5,4 +5,4 @@ import sys
 from dpo_exp.cli import run_command
 from dpo_exp.eval.compare import cli_args, main
 
-run_command(main, cli_args(sys.argv), name="dpo_exp.eval")
+run_command(main, sys.argv, name="dpo_exp.eval", prepare=cli_args)  # after hydra_argv: its errors are one line

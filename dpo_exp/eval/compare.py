@@ -12,7 +12,8 @@ tokenizer is trained on the data, so the data overrides matter too). Eval-only k
                             adapter folder (a run's `adapter/` or `sft_adapter/`), `runs:/<run id>[/<path>]`
                             or a bare 32-hex MLflow run id (the run's `adapter` artifact is
                             downloaded). `models.NAME=SOURCE` is accepted too. The base model is
-                            always included, as `base` (every adapter disabled).
+                            always included, as `base` (every adapter disabled); with no
+                            adapter, `python -m dpo_exp.eval` evaluates the base model alone.
   baseline=NAME             the model the others are compared with (judge win rate, delta
                             column); default `sft` if there is one, else `base`.
   judge=...                 the judge of the win rates, a config group (conf/judge/): a task's rule
@@ -74,21 +75,30 @@ MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
 @dataclass
 class SamplingConfig:
-    temperature: float = 0.7
-    top_p: float = 0.9
-    seed: int = 0  # the same random stream for every model
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature, > 0"})
+    top_p: float = field(default=0.9, metadata={"help": "nucleus sampling, in (0, 1]"})
+    seed: int = field(default=0, metadata={"help": "the same random stream for every model"})
 
 
 @dataclass
 class EvalAppConfig(Config):
-    eval_models: dict[str, str] = field(default_factory=dict)  # name -> adapter folder | runs:/<id> | run id
-    # The judge: a `_target_` node (conf/judge/*.yaml, or your own class) with its options; `_target_: null`
-    # (judge=none) for no win rates. Any: the options depend on the class, which checks them.
-    judge: Any = None
-    baseline: Optional[str] = None  # null: sft if present, else base
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    max_prompts: Optional[int] = None  # null: eval.heldout_max_prompts, else every held-out prompt
-    max_pairs: Optional[int] = None  # eval pairs scored for the implicit reward; null: all
+    eval_models: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "adapters to compare, in this order: name -> an adapter folder (a run's `adapter/` or "
+                "`sft_adapter/`), `runs:/<run id>[/<artifact path>]`, or a bare MLflow run id (its `adapter` "
+                "artifact is downloaded). On the command line `eval_models.dpo=<source>` (or `models.dpo=...`). "
+                "The base model is always included, as `base`; empty = the base model alone"})
+    judge: Any = field(default=None, metadata={
+        "help": "the judge of the win rates against the baseline (group `judge`): a `_target_` node with its "
+                "options (any options: they depend on the class, which checks them); `judge=none` for no win rates"})
+    baseline: Optional[str] = field(default=None, metadata={
+        "help": "the model the others are compared with (judge win rate, delta column); null = `sft` if "
+                "present, else `base`"})
+    sampling: SamplingConfig = field(default_factory=SamplingConfig, metadata={
+        "help": "the sampled decoding (greedy is always run too)"})
+    max_prompts: Optional[int] = field(default=None, metadata={
+        "help": "held-out prompts used; null = eval.heldout_max_prompts, else all"})
+    max_pairs: Optional[int] = field(default=None, metadata={
+        "help": "eval pairs scored for the implicit reward; null = all"})
 
 
 def register() -> None:
@@ -112,10 +122,7 @@ def cli_args(argv: list[str]) -> list[str]:
 
 def check(conf: EvalAppConfig) -> list[str]:
     """Validate the eval-only keys; return the model names in table order (base first)."""
-    names = list(conf.eval_models)
-    if not names:
-        raise UserError("No model to compare: eval_models is empty. Fix: name one or more adapters, e.g. "
-                        "eval_models.sft=outputs/sft/<date>/adapter eval_models.dpo=<mlflow run id>.")
+    names = list(conf.eval_models)  # none: the base model alone, the before-training numbers of the task
     for name in names:
         if name == BASE:
             raise UserError("eval_models.base is reserved: the base model is always included as 'base'. Fix: give "
@@ -208,7 +215,8 @@ class ModelSet:
     def use(self, name: str):
         """Within the block, `self.model` is the named model (`base`: every adapter disabled)."""
         if name == BASE:
-            with self.model.disable_adapter():
+            # with no adapter loaded (the base model evaluated alone) the model already is the base
+            with self.model.disable_adapter() if len(self.names) > 1 else contextlib.nullcontext():
                 yield self.model
         else:
             self.model.set_adapter(name)
@@ -334,17 +342,20 @@ def _cell(text: Any) -> str:
 
 
 def metrics_markdown(results: dict[str, dict[str, float]], baseline: str) -> str:
-    """Rows = metrics, columns = models, plus the last non-baseline model's delta over the baseline."""
+    """Rows = metrics, columns = models, plus the last non-baseline model's delta over the baseline (none when
+    the base model is evaluated alone)."""
     names = list(results)
     keys = list(dict.fromkeys(k for m in results.values() for k in m))
     keys.sort(key=lambda k: next((i for i, s in enumerate(SECTIONS) if k.startswith(s)), len(SECTIONS)))
-    last = next(n for n in reversed(names) if n != baseline)
-    head = ["metric", *names, f"delta {last} over {baseline}"]
+    last = next((n for n in reversed(names) if n != baseline), None)
+    head = ["metric", *names, *([f"delta {last} over {baseline}"] if last else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
     for k in keys:
-        a, b = results[last].get(k), results[baseline].get(k)
-        delta = a - b if a is not None and b is not None else None
-        lines.append("| " + " | ".join([k, *(fmt(results[n].get(k)) for n in names), fmt(delta)]) + " |")
+        cells = [k, *(fmt(results[n].get(k)) for n in names)]
+        if last:
+            a, b = results[last].get(k), results[baseline].get(k)
+            cells.append(fmt(a - b if a is not None and b is not None else None))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
