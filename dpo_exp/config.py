@@ -260,6 +260,7 @@ class TrainConfig:
     precompute_ref_log_probs: bool = True  # one reference pass up front instead of one per step
     cache_ref_log_probs: bool = True  # reuse that pass across runs with the same model and data
     group_by_length: bool = True  # batches of similar length: less padding
+    torch_compile: bool = False  # torch.compile the trained model (GPU speed; the first steps compile)
     optim: Optimizer = Optimizer.adamw_torch  # bitsandbytes ones need the `gpu` extra
 
 

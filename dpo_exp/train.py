@@ -71,6 +71,7 @@ def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf1
         # transformers 5's name; the old `gradient_checkpointing` warns a FutureWarning on every run.
         activation_checkpointing=cfg.hardware.gradient_checkpointing,
         precompute_ref_log_probs=t.precompute_ref_log_probs,
+        torch_compile=t.torch_compile,
         precompute_ref_batch_size=t.eval_batch_size,
         loss_type=[loss.type.value, *loss.extra_types],
         loss_weights=loss.weights,

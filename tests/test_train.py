@@ -262,3 +262,12 @@ def test_reference_pass_values_are_the_reference_models_log_probs(tmp_path, monk
         assert ds[i]["ref_chosen_logps"] == pytest.approx(chosen.item(), abs=1e-5, rel=1e-6), i
         assert ds[i]["ref_rejected_logps"] == pytest.approx(rejected.item(), abs=1e-5, rel=1e-6), i
     assert isinstance(ds[0]["ref_chosen_logps"], float) and torch.isfinite(torch.tensor(ds["ref_chosen_logps"])).all()
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_torch_compile_reaches_the_trainer_arguments(tmp_path, flag):
+    """train.torch_compile is Trainer's `torch_compile` (what gpu_check's mfu stage measures); off by default."""
+    conf = config.to_object(compose([*SMOKE, f"train.torch_compile={str(flag).lower()}"]))
+    args = train.dpo_config(conf, tmp_path, has_eval=False, run_name="t", bf16=False, use_cpu=True)
+    assert args.torch_compile is flag
+    assert config.to_object(compose(SMOKE)).train.torch_compile is False
