@@ -1,6 +1,6 @@
 """Benchmark: dpo_exp against two plain TRL scripts, same machine, model, data, batch size, steps.
 
-    python benchmarks/bench_trl.py [--steps 30] [--pairs 60] [--batch-size 4]                  # make bench (CPU)
+    python benchmarks/bench_trl.py [--steps 30] [--pairs 60] [--batch-size 4] [--data claims]  # make bench (CPU)
     python benchmarks/bench_trl.py --model random --hardware gpu_bf16 --seq-len 512 --batch-size 8 \\
         --steps 35 --warmup-steps 5 --pairs 280 --profile                                        # GPU throughput
 
@@ -18,13 +18,18 @@ Same LoRA everywhere (r=16 on the attention projections), same data, same `max_l
 
 Models: `--model bundled` (SmolLM2-135M-Instruct, the cached safetensors folder) or `--model random`
 (random weights in `--architecture`'s shape, default Qwen2.5-0.5B: dpo_exp's `model=random`, built
-once into `--cache`; every variant loads that same folder). Data: the first `--pairs` shipped
-sycophancy pairs, or with `--seq-len N` synthetic pairs made of shipped sentences, long enough that
-every sequence is truncated to exactly N tokens (prompt ~0.4 N): no padding, known token counts.
+once into `--cache`; every variant loads that same folder). Data: `--data claims` (the fact-claims
+pairs, dpo_exp's `data=sycophancy_facts`) or `--data pushback` (the flagship's pairs, `data=sycophancy`),
+read by dpo_exp's own loader (the preset's file, `data.where` filter and seeded shuffle) and written
+to one file that every variant trains on: its first `--pairs` pairs, or with `--seq-len N` synthetic
+pairs made of the preset's sentences, long enough that every sequence is truncated to exactly N tokens
+(prompt ~0.4 N): no padding, known token counts. `--dpo-exp-arg KEY=VALUE` adds a Hydra override to
+the dpo_exp variant only (e.g. train.eval_batch_size=32: the reference pass's batch).
 `--hardware gpu_bf16|gpu_4bit` runs all three on the GPU (bf16; NF4 base weights with bf16 compute).
 
 Every variant runs under benchmarks/steptimer.py, which times each optimizer step (after a CUDA
-sync) and counts its tokens. Steady state = the steps after `--warmup-steps`, minus the one step
+sync) and counts its tokens, and each batch of dpo_exp's reference pass (`ref_*` in the results: per
+pair, against a training step per pair). Steady state = the steps after `--warmup-steps`, minus the one step
 run under torch.profiler with `--profile` (one extra step per variant, table in --out-dir).
 Model FLOPs per token (MFU): policy forward + backward through frozen weights (input gradients
 only, LoRA) = 4N, plus 2N for a reference forward when it runs at every step (tuned, tutorial),
@@ -42,6 +47,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -52,8 +58,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STEPTIMER = REPO / "benchmarks" / "steptimer.py"
-SHIPPED = REPO / "dpo_exp" / "tasks" / "claims" / "sycophancy_train.jsonl"
 VARIANTS = ("dpo_exp", "tuned", "tutorial")
+# --data NAME -> dpo_exp's data config group: its file, filter and shuffle (the files may move).
+DATA_PRESETS = {"claims": "sycophancy_facts", "pushback": "sycophancy"}
 
 # Dense bf16 tensor-core peak by device name, TFLOP/s (vendor spec sheets, no sparsity).
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0,
@@ -121,10 +128,32 @@ def hydra_mapping(values: dict) -> str:
     return "{" + ",".join(f"{k}:{json.dumps(v)}" for k, v in values.items()) + "}"
 
 
-def long_pairs(n: int, seq_len: int, tokenizer, seed: int = 0) -> list[dict]:
-    """Pairs of shipped sentences, joined until prompt >= 0.4*seq_len and each reply >= seq_len tokens:
+def hydra_quote(value) -> str:
+    """A value as Hydra's override grammar reads it back unchanged: paths (`~`, spaces, `=`, ...) quoted."""
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z0-9_./:+-]+", text) and not text.startswith(("+", "-")):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def preset_rows(preset: str, seed: int = 42) -> list[dict]:
+    """The train rows of `--data PRESET` as `python -m dpo_exp data=<group> data.eval_fraction=0` reads them."""
+    import dataclasses
+
+    from hydra import compose, initialize_config_module
+
+    from dpo_exp import config
+    from dpo_exp.data import load_splits
+
+    config.register()
+    with initialize_config_module("dpo_exp.conf", version_base="1.3"):
+        cfg = config.to_object(compose("config", overrides=[f"data={DATA_PRESETS[preset]}"]))
+    return load_splits(dataclasses.replace(cfg.data, eval_fraction=0.0), seed).train
+
+
+def long_pairs(rows: list[dict], n: int, seq_len: int, tokenizer, seed: int = 0) -> list[dict]:
+    """Pairs of the rows' sentences, joined until prompt >= 0.4*seq_len and each reply >= seq_len tokens:
     every prompt+reply is longer than seq_len, so TRL truncates each sequence to exactly seq_len."""
-    rows = [json.loads(line) for line in SHIPPED.read_text().splitlines() if line.strip()]
     pieces = {part: [(r[part][-1]["content"], len(tokenizer(r[part][-1]["content"])["input_ids"])) for r in rows]
               for part in ("prompt", "chosen", "rejected")}
     rng = random.Random(seed)
@@ -164,6 +193,11 @@ def flops_per_token(shape: dict, seq_len: float, online_reference: bool) -> floa
     return (6 * n + 16 * la) if online_reference else (4 * n + 12 * la)
 
 
+def forward_flops_per_token(shape: dict, seq_len: float) -> float:
+    """One forward, no gradients (the reference pass): 2N + 4·L·d·T."""
+    return 2 * shape["flops_params"] + 4 * shape["layers"] * shape["attn_width"] * seq_len
+
+
 def peak_tflops(device: str | None, override: float | None) -> float | None:
     if override:
         return override
@@ -199,10 +233,46 @@ def summarize(rec: dict, warmup: int) -> dict:
         out["e2e_s"] = span
         out["e2e_tokens_per_s"] = sum(rec["tokens"][i] for i in keep) / span if span > 0 else None
         out["before_first_step_s"] = begin - rec["t_trainer_init"]  # reference pass (dpo_exp) + trainer setup
+    train_pass = next((p for p in rec.get("ref_passes") or [] if p["name"] == "train" and p.get("batches")), None)
+    out.update(ref_pass(train_pass, out["step_s_median"], out["tokens_per_step"], seqs / len(steady)))
     return out
 
 
-def main() -> None:
+def ref_pass(entry: dict | None, step_s: float, step_tokens: float, step_sequences: float) -> dict:
+    """The reference pass over the train split (one forward per batch, no gradients) per pair, against a
+    training step per pair. The first batch (first kernels: Triton's compile of TRL's log-prob kernel,
+    cuBLAS and cuDNN set-up) apart: the rest is the pass's steady rate."""
+    if not entry:
+        return {}
+    step_pairs = step_sequences / 2
+    out = {"ref_batches": entry["batches"], "ref_pairs": entry["pairs"], "ref_s": entry["seconds"],
+           "ref_first_batch_s": entry["first_batch_s"], "ref_batch_pairs": entry["first_batch_pairs"],
+           "step_s_per_pair": step_s / step_pairs if step_pairs else None}
+    rest_pairs = entry["pairs"] - entry["first_batch_pairs"]
+    if rest_pairs > 0:
+        out["ref_s_per_pair"] = (entry["seconds"] - entry["first_batch_s"]) / rest_pairs
+        out["ref_tokens_per_s"] = step_tokens / step_pairs / out["ref_s_per_pair"] if step_pairs else None
+        if out["step_s_per_pair"]:
+            out["ref_per_pair_vs_step"] = out["ref_s_per_pair"] / out["step_s_per_pair"]
+    return out
+
+
+def dpo_exp_args(args: argparse.Namespace, *, data_file: Path, steps: int, max_length: int, out_dir: Path,
+                 overrides: dict) -> list[str]:
+    """The Hydra overrides of the dpo_exp variant (`python -m dpo_exp ...`), values quoted for Hydra's grammar."""
+    values = {"data": "file", "data.path": data_file, "data.eval_fraction": 0, "train.max_steps": steps,
+              "train.batch_size": args.batch_size, "eval.at_start": "false", "paths.outputs": out_dir,
+              "hardware": args.hardware, "train.eval_steps": steps, "train.max_length": max_length,
+              "train.cache_ref_log_probs": "false", "paths.cache": Path(args.cache).expanduser()}
+    cmd = [f"{key}={hydra_quote(value)}" for key, value in values.items()]
+    if args.model == "random":
+        cmd += ["model=random", f"model.architecture={hydra_quote(args.architecture)}"]
+        if overrides:
+            cmd.append(f"model.architecture_overrides={hydra_mapping(overrides)}")
+    return cmd + list(args.dpo_exp_arg)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps, warm-up included")
     parser.add_argument("--pairs", type=int, default=60)
@@ -218,11 +288,32 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=0, help="steps left out of the steady-state numbers")
     parser.add_argument("--profile", action="store_true", help="one extra step per variant under torch.profiler")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s for MFU (default: spec)")
+    parser.add_argument("--data", choices=sorted(DATA_PRESETS), default="claims",
+                        help="claims: data=sycophancy_facts; pushback: data=sycophancy (the flagship's pairs)")
+    parser.add_argument("--dpo-exp-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override for the dpo_exp variant only (repeatable)")
     parser.add_argument("--cache", default="~/.cache/dpo_exp", help="dpo_exp's paths.cache (converted/random models)")
     parser.add_argument("--out-dir", type=Path, default=None, help="logs and per-variant step records (default: temp)")
     parser.add_argument("--summary", type=Path, default=None, help="write the summary here as JSON")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results.jsonl")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.cache = str(Path(args.cache).expanduser().resolve())  # Hydra's grammar has no `~`; a child's cwd differs
+    return args
+
+
+def random_corpus() -> str:
+    """The file `model=random` trains its tokenizer on (conf/model/random.yaml), so the folder built here is the
+    one dpo_exp's own run finds in the cache."""
+    from omegaconf import OmegaConf
+
+    from dpo_exp.config import register
+
+    register()  # ${pkg_file:...}
+    return OmegaConf.load(REPO / "conf" / "model" / "random.yaml").tokenizer_corpus
+
+
+def main() -> None:
+    args = parse_args()
 
     sys.path.insert(0, str(REPO))
     from dpo_exp.config import ModelConfig, ModelSource
@@ -231,7 +322,7 @@ def main() -> None:
     overrides = parse_overrides(args.arch_override)
     if args.model == "random":  # built once, outside the timings; every variant loads this folder
         model_cfg = ModelConfig(name="random", source=ModelSource.random, architecture=args.architecture,
-                                architecture_overrides=overrides or None, tokenizer_corpus=str(SHIPPED))
+                                architecture_overrides=overrides or None, tokenizer_corpus=random_corpus())
         model_dir = random_folder(model_cfg, args.cache)
     else:
         model_dir = bundled_folder(args.cache)  # converted once, outside the timings
@@ -240,14 +331,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     data_file = work / "pairs.jsonl"
     max_length = args.seq_len or args.max_length
+    rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in preset_rows(args.data)]
     if args.seq_len:
         from transformers import AutoTokenizer
 
-        rows = long_pairs(args.pairs, args.seq_len, AutoTokenizer.from_pretrained(model_dir))
-        data_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    else:
-        rows = SHIPPED.read_text().splitlines()[: args.pairs]
-        data_file.write_text("\n".join(rows) + "\n")
+        rows = long_pairs(rows, args.pairs, args.seq_len, AutoTokenizer.from_pretrained(model_dir))
+    data_file.write_text("".join(json.dumps(r) + "\n" for r in rows[: args.pairs]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(TQDM_DISABLE="1", PYTHONPATH=os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p))
     steps = args.steps + (1 if args.profile else 0)  # the profiled step is the last, left out of the timings
@@ -260,14 +349,9 @@ def main() -> None:
         if args.profile:
             timer += ["--profile-step", str(steps), "--profile-out", str(work / f"{variant}.profile.txt")]
         if variant == "dpo_exp":
-            cmd = [*timer, "--", "-m", "dpo_exp", "data=file", f"data.path={data_file}", "data.eval_fraction=0",
-                   f"train.max_steps={steps}", f"train.batch_size={args.batch_size}", "eval.at_start=false",
-                   f"paths.outputs={out_dir}", f"hardware={args.hardware}", f"train.eval_steps={steps}",
-                   f"train.max_length={max_length}", "train.cache_ref_log_probs=false", f"paths.cache={args.cache}"]
-            if args.model == "random":
-                cmd += ["model=random", f"model.architecture={args.architecture}"]
-                if overrides:
-                    cmd.append(f"model.architecture_overrides={hydra_mapping(overrides)}")
+            cmd = [*timer, "--", "-m", "dpo_exp", *dpo_exp_args(args, data_file=data_file, steps=steps,
+                                                                max_length=max_length, out_dir=out_dir,
+                                                                overrides=overrides)]
         else:
             script = work / "plain.py"
             script.write_text(PLAIN)
@@ -298,12 +382,15 @@ def main() -> None:
             r["flops_per_token"] = flops_per_token(shape, r["tokens_per_sequence"], online_reference=variant != "dpo_exp")
             r["model_tflops"] = r["flops_per_token"] * r["tokens_per_s"] / 1e12
             r["mfu"] = r["model_tflops"] / peak if peak else None
+        if r.get("ref_tokens_per_s"):
+            r["ref_tflops"] = forward_flops_per_token(shape, r["tokens_per_sequence"]) * r["ref_tokens_per_s"] / 1e12
+            r["ref_mfu"] = r["ref_tflops"] / peak if peak else None
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores"
         + (f", {device}" if device else ""), "steps": args.steps, "pairs": args.pairs, "batch_size": args.batch_size,
         "model": args.model, "architecture": args.architecture if args.model == "random" else None,
         "arch_overrides": overrides or None, "hardware": args.hardware, "seq_len": args.seq_len,
-        "max_length": max_length, "warmup_steps": args.warmup_steps, "profiled": args.profile,
+        "max_length": max_length, "data": args.data, "dpo_exp_args": args.dpo_exp_arg, "warmup_steps": args.warmup_steps, "profiled": args.profile,
         "shape": shape, "peak_bf16_tflops": peak, "results": results,
     }
     if "dpo_exp" in results:

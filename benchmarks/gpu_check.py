@@ -1,25 +1,32 @@
-"""GPU proof (issue 12): dpo_exp's bf16 and 4-bit paths on a real GPU, and training throughput against
-plain TRL, as one prepared script that fits one device call.
+"""GPU proof and speed (issues 12, 18): dpo_exp's bf16 and 4-bit paths on a real GPU, training
+throughput against plain TRL, MFU at larger batches, and the reference pass against a training step, as
+one prepared script that fits one device call.
 
 On the device machine (from the repository root; docs/benchmarks.md, "GPU", has the exact call):
-    python3 benchmarks/gpu_check.py --wheels .whl          # .whl/ from `make gpu-wheels`
+    python3 benchmarks/gpu_check.py --wheels .whl --deadline-s 500    # .whl/ from `make gpu-wheels`
 Here, on a CPU, the same code path on tiny shapes (tests/test_gpu_check.py runs it):
     python benchmarks/gpu_check.py --dry-run [--out DIR] [--wheels DIR]
 
 Stages, in this order; a failing stage is recorded and the next one still runs. Times are estimates
-for an H100/H200 (nothing here has run on a GPU yet); the script skips a stage that would end past
---deadline-s (default 540 s, under the 600 s a device command may run):
+for an H200 from the 2026-11-26 call; the script skips a stage (an MFU batch) that would end past
+--deadline-s (default 500 s, under the 600 s a device command may run):
   install  the carried wheels into /tmp/dpo_exp_site (pip --no-index --no-deps --target),      ~20 s
   env      versions, the GPU, nvidia-smi, a bf16 8192^3 matmul rate (the achievable peak),       ~20 s
-  smoke    python -m dpo_exp +experiment=sycophancy +debug=smoke with hardware=gpu_bf16, then
-           gpu_4bit (the tiny model, quantized to NF4 in the 4-bit run): metrics finite, adapter
-           saved, MLflow run FINISHED in its sqlite store, model on CUDA (4-bit layers in 4-bit), ~1.5 min
-  bf16     benchmarks/bench_trl.py on random weights in Qwen2.5-0.5B's shape (model=random): dpo_exp,
-           tuned and tutorial, LoRA r=16, batch 8 pairs, 512-token sequences (no padding),
-           5 warm-up + 30 measured steps + 1 under torch.profiler, each                           ~2 min
-  4bit     the same with hardware=gpu_4bit                                                         ~2.5 min
-Total ~6.5 min of command, plus the machine's start (1-2 min): one call, timeout_s=600. If a
-stage is cut, rerun only what is missing with --parts (e.g. --parts 4bit) in a second call.
+  smoke    python -m dpo_exp +experiment=sycophancy +debug=smoke with hardware=gpu_4bit (the tiny
+           model, quantized to NF4): metrics finite, adapter saved, MLflow run FINISHED in its
+           sqlite store, model on CUDA, 4-bit layers in 4-bit, no fp32 weights but LoRA's
+           (--smoke-hardware gpu_bf16,gpu_4bit adds the bf16 run)                                ~40 s
+  4bit     benchmarks/bench_trl.py on random weights in Qwen2.5-0.5B's shape (model=random),
+           hardware=gpu_4bit: dpo_exp and tuned, LoRA r=16, batch 8 pairs, 512-token sequences
+           (no padding), 5 warm-up + 30 measured steps + 1 under torch.profiler, each            ~85 s
+  bf16     the same with hardware=gpu_bf16. In both, dpo_exp's reference pass is timed (the whole
+           pass, its first batch apart) and set against its training step, per pair            ~75 s
+  mfu      dpo_exp alone, bf16, at larger batches (--mfu-batches, default 16,32,64 pairs of 512
+           tokens; the reference pass at the same batch), 3 warm-up + 10 measured steps each,
+           then the best batch again with each --mfu-extra (default train.torch_compile=true)   ~4 min
+Total ~8 min of command (the deadline cuts the mfu stage first), plus the machine's start (1-2 min):
+one call, timeout_s=600. If a stage is cut, rerun only what is missing with --parts (e.g. --parts mfu).
+--variants dpo_exp,tuned,tutorial brings back the tutorial script in the 4bit/bf16 stages.
 
 Everything printed also goes to $OUT (or --out): gpu_check.log, gpu_check.json (all numbers),
 gpu_check.md (the tables for docs/benchmarks.md), logs.tar.gz (each child's log, step records,
@@ -45,8 +52,9 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks" / "bench_trl.py"
 STEPTIMER = REPO / "benchmarks" / "steptimer.py"
 SITE = Path("/tmp/dpo_exp_site")
-PARTS = ("smoke", "bf16", "4bit")
-EXPECTED_S = {"smoke": 90, "bf16": 120, "4bit": 150}  # estimates, see the docstring
+PARTS = ("smoke", "4bit", "bf16", "mfu")
+# Estimates, see the docstring; mfu: per batch, mfu_extra: per --mfu-extra run (torch.compile compiles first).
+EXPECTED_S = {"smoke": 45, "4bit": 90, "bf16": 80, "mfu": 40, "mfu_extra": 90}
 # A model with Qwen2.5-0.5B's dimensions cut down to seconds on a CPU (the dry run).
 TINY_SHAPE = ["hidden_size=64", "intermediate_size=128", "num_hidden_layers=2", "num_attention_heads=4",
               "num_key_value_heads=2", "vocab_size=8192"]
@@ -249,23 +257,31 @@ class Check:
             out["problems"].append("no bitsandbytes Linear4bit layer in the model: it was not quantized")
         if hardware == "gpu_bf16" and model.get("linear_4bit_layers"):
             out["problems"].append("4-bit layers in a bf16 run")
+        if hardware == "gpu_4bit" and (model.get("param_dtypes") or {}).get("float32"):
+            out["problems"].append(f"fp32 weights in the 4-bit model ({model['param_dtypes']}): something upcast "
+                                   "what bitsandbytes left unquantized (peft's k-bit preparation did)")
         out["ok"] = not out["problems"]
         return out
 
-    def bench(self, hardware: str) -> dict:
-        name = f"bench-{hardware}"
-        summary = self.work / f"{name}.json"
+    def bench(self, hardware: str, name: str | None = None, batch: int | None = None, variants: str | None = None,
+              warmup: int | None = None, steps: int | None = None, profile: bool | None = None,
+              dpo_exp_args: tuple[str, ...] = (), timeout: float | None = None) -> dict:
         a = self.args
+        name = name or f"bench-{hardware}"
+        batch, warmup, steps = batch or a.batch_size, a.warmup if warmup is None else warmup, steps or a.steps
+        summary = self.work / f"{name}.json"
         cmd = [sys.executable, str(BENCH), "--model", "random", "--architecture", "qwen2.5-0.5b", "--hardware", hardware,
-               "--seq-len", str(a.seq_len), "--batch-size", str(a.batch_size), "--steps", str(a.warmup + a.steps),
-               "--warmup-steps", str(a.warmup), "--pairs", str(a.batch_size * (a.warmup + a.steps)),
+               "--variants", variants or a.variants, "--seq-len", str(a.seq_len), "--batch-size", str(batch),
+               "--steps", str(warmup + steps), "--warmup-steps", str(warmup), "--pairs", str(batch * (warmup + steps)),
                "--cache", str(self.work / "cache"), "--out-dir", str(self.work / name), "--summary", str(summary),
                "--results", str(self.work / "results.jsonl")]
-        if a.profile:
+        if a.profile if profile is None else profile:
             cmd.append("--profile")
         for item in a.arch_override:
             cmd += ["--arch-override", item]
-        rc, seconds = self.sh(cmd, self.work / f"{name}.log", timeout=self.remaining())
+        for item in dpo_exp_args:
+            cmd += ["--dpo-exp-arg", item]
+        rc, seconds = self.sh(cmd, self.work / f"{name}.log", timeout=timeout or self.remaining())
         if rc != 0 or not summary.exists():
             raise RuntimeError(f"bench_trl.py exited {rc}:\n{self.tail(self.work / f'{name}.log', 40)}")
         out = json.loads(summary.read_text())
@@ -274,6 +290,38 @@ class Check:
         if prof.exists():
             out["dpo_exp_profile_head"] = "\n".join(prof.read_text().splitlines()[:22])
         return out
+
+    def mfu(self) -> dict:
+        """dpo_exp alone in bf16 at growing batches (the reference pass at the same batch), until one fails
+        (out of memory) or the deadline is near; then the best batch again with each --mfu-extra override."""
+        a = self.args
+        hardware = "cpu" if a.dry_run else "gpu_bf16"
+        runs: dict[str, dict] = {}
+        self.result["stages"]["mfu"] = {"runs": runs}  # reported after each run: a cut call keeps the ones done
+
+        def one(label: str, batch: int, extra: tuple[str, ...]) -> bool:
+            if not a.dry_run and self.remaining() < EXPECTED_S["mfu_extra" if extra else "mfu"]:
+                runs[label] = {"skipped": f"{self.remaining():.0f} s left before the deadline"}
+                return False
+            self.log(f"mfu: {label}")
+            try:
+                runs[label] = self.bench(hardware, name=f"mfu-{label.replace('=', '-')}", batch=batch,
+                                         variants="dpo_exp", warmup=a.mfu_warmup, steps=a.mfu_steps, profile=False,
+                                         dpo_exp_args=(f"train.eval_batch_size={batch}", *extra))
+            except RuntimeError as e:
+                runs[label] = {"error": str(e)[-1500:]}
+            self.report()
+            return "results" in runs[label]
+
+        for batch in a.mfu_batches:
+            if not one(f"b{batch}", batch, ()):
+                break
+        done = {label: r for label, r in runs.items() if "results" in r}
+        if done:
+            best = max(done, key=lambda label: done[label]["results"]["dpo_exp"].get("tokens_per_s") or 0)
+            for extra in a.mfu_extra:
+                one(f"{best},{extra}", done[best]["batch_size"], tuple(extra.split(",")))
+        return {"runs": runs}
 
     # --- report ---------------------------------------------------------------------------------
 
@@ -285,7 +333,7 @@ class Check:
             for path in sorted(self.work.glob("*")):
                 if path.suffix in (".log", ".json", ".txt") and path.is_file():
                     tar.add(path, arcname=path.name)
-            for path in sorted(self.work.glob("bench-*/*")):
+            for path in sorted([*self.work.glob("bench-*/*"), *self.work.glob("mfu-*/*")]):
                 if path.suffix in (".log", ".json", ".txt") and path.is_file():
                     tar.add(path, arcname=f"{path.parent.name}/{path.name}")
 
@@ -316,17 +364,20 @@ class Check:
         self.stage("env", self.probe_env)
         parts = a.parts.split(",")
         if "smoke" in parts:
-            for hw in (["cpu"] if a.dry_run else ["gpu_bf16", "gpu_4bit"]):
+            for hw in (["cpu"] if a.dry_run else a.smoke_hardware.split(",")):
                 self.stage(f"smoke:{hw}", self.smoke, hw)
-        for part in ("bf16", "4bit"):
+        for part in ("4bit", "bf16"):
             if part in parts and not (a.dry_run and part == "4bit"):  # one CPU run stands for both in the dry run
                 self.stage(f"{part}:bench", self.bench, "cpu" if a.dry_run else gpu[part])
+        if "mfu" in parts:
+            self.stage("mfu", self.mfu)
         self.report()
         md = (self.out / "gpu_check.md").read_text()
         print("\n" + md, flush=True)
         self.logfile.write("\n" + md)
         failed = [n for n, s in self.result["stages"].items()
-                  if "error" in s or s.get("problems") or s.get("ok") is False or ("skipped" in s and n != "install")]
+                  if "error" in s or s.get("problems") or s.get("ok") is False or ("skipped" in s and n != "install")
+                  or (n == "mfu" and not any("results" in r for r in s.get("runs", {}).values()))]
         if not a.keep_work:
             shutil.rmtree(self.work, ignore_errors=True)
         self.log(f"done in {time.time() - self.t0:.0f} s; " + (f"not ok: {', '.join(failed)}" if failed else "all ok")
@@ -370,6 +421,7 @@ def markdown(result: dict) -> str:
                          f"{s.get('seconds')} |")
         lines += [""] + [f"- smoke {hw} problem: {p.splitlines()[0]}" for hw, s in smokes.items() for p in s.get("problems", [])]
     benches = {n.split(":")[0]: s for n, s in stages.items() if n.endswith(":bench") and "results" in s}
+    matmul = env.get("matmul_bf16_tflops")
     if benches:
         first = next(iter(benches.values()))
         shape = first.get("shape", {})
@@ -385,7 +437,6 @@ def markdown(result: dict) -> str:
                   f"against the measured matmul rate.", "",
                   "| hardware | variant | step ms (median) | tokens/s | x tuned | peak GPU GiB | model TFLOP/s | MFU (spec) | of measured matmul | tokens/s incl. ref pass | ref pass + setup s | wall s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        matmul = env.get("matmul_bf16_tflops")
         for part, b in benches.items():
             tuned = (b["results"].get("tuned") or {}).get("tokens_per_s")
             for variant, r in b["results"].items():
@@ -397,10 +448,47 @@ def markdown(result: dict) -> str:
                     f"{fmt(cuda.get('peak_allocated_gib'), '.2f')} | {fmt(r.get('model_tflops'), '.1f')} | "
                     f"{fmt(r.get('mfu'), '.1%')} | {fmt(r['model_tflops'] / matmul if matmul and r.get('model_tflops') else None, '.1%')} | "
                     f"{fmt(r.get('e2e_tokens_per_s'), ',.0f')} | {fmt(r.get('before_first_step_s'), '.1f')} | {r.get('seconds')} |")
-        for part, b in benches.items():
-            if b.get("dpo_exp_profile_head"):
-                lines += ["", f"dpo_exp, {b['hardware']}: one step under torch.profiler (top of the table)", "", "```",
-                          b["dpo_exp_profile_head"], "```"]
+    mfu_runs = {label: r for label, r in (stages.get("mfu") or {}).get("runs", {}).items() if "results" in r}
+    ref_rows = [(f"{b['hardware']} b{b['batch_size']}", b) for b in benches.values()]
+    ref_rows += [(f"{b['hardware']} {label}", b) for label, b in mfu_runs.items()]
+    ref_rows = [(label, b, b["results"]["dpo_exp"]) for label, b in ref_rows
+                if (b["results"].get("dpo_exp") or {}).get("ref_batches")]
+    if mfu_runs:
+        lines += ["", "## MFU at larger batches (dpo_exp alone, bf16, `gpu_check.py` stage mfu)", "",
+                  "Model FLOPs per token 4N + 12·L·d·T: policy forward 2N, backward through the frozen weights "
+                  "2N (activation gradients only: frozen weights get no weight gradient), attention 4·L·d·T forward "
+                  "+ 8·L·d·T backward (PaLM's count, no causal halving), the chosen and the rejected sequence both "
+                  "counted; the reference pass is precomputed, so not in the step; LoRA's own FLOPs (<1%) not "
+                  "counted. N = parameters doing matmuls (tied LM head included).", "",
+                  "| run | pairs/step | step ms (median) | tokens/s | model TFLOP/s | MFU (spec) | of measured matmul | peak GPU GiB | wall s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for label, b in mfu_runs.items():
+            r = b["results"]["dpo_exp"]
+            lines.append(f"| {label} | {b['batch_size']} | {fmt(r.get('step_s_median') and r['step_s_median'] * 1000, '.0f')} | "
+                         f"{fmt(r.get('tokens_per_s'), ',.0f')} | {fmt(r.get('model_tflops'), '.1f')} | "
+                         f"{fmt(r.get('mfu'), '.1%')} | {fmt(r['model_tflops'] / matmul if matmul and r.get('model_tflops') else None, '.1%')} | "
+                         f"{fmt((r.get('cuda') or {}).get('peak_allocated_gib'), '.2f')} | {b.get('seconds')} |")
+    for label, r in ((k, v) for k, v in (stages.get("mfu") or {}).get("runs", {}).items() if "results" not in v):
+        lines.append(f"- mfu {label}: {(r.get('error') or r.get('skipped') or '').splitlines()[-1:]}")
+    if ref_rows:
+        lines += ["", "## dpo_exp's reference pass against its training step (per pair)", "",
+                  "One forward per batch without gradients (FLOPs 2N + 4·L·d·T per token), under bf16 autocast, "
+                  "batch = train.eval_batch_size, over the train split; the pass timed between CUDA syncs, its "
+                  "first batch (first kernels: Triton's compile of TRL's log-prob kernel, cuBLAS/cuDNN set-up) "
+                  "apart, between syncs of its own; the rest per pair.", "",
+                  "| run | ref batch (pairs) | batches | whole pass s | first batch s | ref ms/pair (after the first) | step ms/pair | ref / step | ref TFLOP/s | ref MFU |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for label, b, r in ref_rows:
+            lines.append(f"| {label} | {r.get('ref_batch_pairs')} | {r.get('ref_batches')} | {fmt(r.get('ref_s'), '.2f')} | "
+                         f"{fmt(r.get('ref_first_batch_s'), '.2f')} | "
+                         f"{fmt(r.get('ref_s_per_pair') and r['ref_s_per_pair'] * 1000, '.2f')} | "
+                         f"{fmt(r.get('step_s_per_pair') and r['step_s_per_pair'] * 1000, '.2f')} | "
+                         f"{fmt(r.get('ref_per_pair_vs_step'), '.2f')} | {fmt(r.get('ref_tflops'), '.1f')} | "
+                         f"{fmt(r.get('ref_mfu'), '.1%')} |")
+    for part, b in benches.items():
+        if b.get("dpo_exp_profile_head"):
+            lines += ["", f"dpo_exp, {b['hardware']}: one step under torch.profiler (top of the table)", "", "```",
+                      b["dpo_exp_profile_head"], "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -410,7 +498,16 @@ def main() -> int:
     parser.add_argument("--out", default=os.environ.get("OUT") or "gpu_check_out", help="results (default: $OUT)")
     parser.add_argument("--wheels", default=None, help="folder of wheels to install first (the device lacks them)")
     parser.add_argument("--site", default=str(SITE), help="where the wheels are installed (pip --target)")
-    parser.add_argument("--parts", default=",".join(PARTS), help="which of smoke,bf16,4bit to run")
+    parser.add_argument("--parts", default=",".join(PARTS), help="which of smoke,4bit,bf16,mfu to run")
+    parser.add_argument("--smoke-hardware", default="gpu_4bit", help="smoke runs: gpu_4bit and/or gpu_bf16")
+    parser.add_argument("--variants", default="dpo_exp,tuned", help="4bit and bf16 stages: of dpo_exp,tuned,tutorial")
+    parser.add_argument("--mfu-batches", default="16,32,64", type=lambda v: [int(x) for x in v.split(",")],
+                        help="mfu stage: pairs per step, in order (stops at the first that fails)")
+    parser.add_argument("--mfu-extra", action="append", default=None, metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="mfu stage: the best batch again with these dpo_exp overrides (repeatable; default: "
+                             "train.torch_compile=true; dry run: lora.dropout=0, no compiling on the CPU)")
+    parser.add_argument("--mfu-steps", type=int, default=10, help="mfu stage: measured steps per batch")
+    parser.add_argument("--mfu-warmup", type=int, default=3, help="mfu stage: warm-up steps per batch")
     parser.add_argument("--steps", type=int, default=30, help="measured steps per variant")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up steps per variant, not measured")
     parser.add_argument("--batch-size", type=int, default=8, help="pairs per step")
@@ -419,13 +516,16 @@ def main() -> int:
     parser.add_argument("--arch-override", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--keep-work", action="store_true", help="keep the work folder (outputs, caches, logs)")
     parser.add_argument("--deadline-s", type=float, default=None,
-                        help="skip stages that would end later than this (default 540; dry run: none)")
+                        help="skip stages that would end later than this (default 500; dry run: none)")
     args = parser.parse_args()
     if args.deadline_s is None:  # a device command may run 600 s; a CPU dry run on a busy machine takes longer
-        args.deadline_s = 3600.0 if args.dry_run else 540.0
+        args.deadline_s = 3600.0 if args.dry_run else 500.0
+    if args.mfu_extra is None:  # the dry run checks the mechanism with a cheap override (CPU compiling takes minutes)
+        args.mfu_extra = ["lora.dropout=0" if args.dry_run else "train.torch_compile=true"]
     if args.dry_run:  # tiny shapes unless the caller chose some
         args.arch_override = args.arch_override or TINY_SHAPE
         args.steps, args.warmup, args.batch_size, args.seq_len = min(args.steps, 2), min(args.warmup, 1), 2, 64
+        args.mfu_batches, args.mfu_steps, args.mfu_warmup = [4], 2, 1
     return Check(args).run()
 
 

@@ -13,6 +13,9 @@ its `training_step` that counts the tokens of each batch (`attention_mask`: real
 - `t_start`, `t_trainer_init` (end of Trainer.__init__, before TRL's reference pass),
   `t_train_begin`, `t_train_end`: wall-clock times (time.time());
 - `step_end`, `tokens`, `padded_tokens`, `sequences`: one entry per optimizer step;
+- `ref_passes`: one entry per precomputed reference pass (TRL's `_precompute_ref_logps`, dpo_exp's
+  included): split name, pairs, batches, seconds (between CUDA syncs), and the first batch's seconds
+  and pairs (timed between syncs of its own; the later batches run unsynced, as without the timer);
 - `profiled_step`: the step run under torch.profiler (leave it out of timings), if any;
 - `model`: device, parameter dtypes, trainable parameters, count of 4-bit (bitsandbytes) layers;
 - `cuda`: device name, peak memory allocated/reserved over the process and during training (GiB).
@@ -38,7 +41,7 @@ def install(out: Path, profile_step: int | None = None, profile_out: Path | None
 
     cuda = torch.cuda.is_available()
     record: dict = {"t_start": T_START, "step_end": [], "tokens": [], "padded_tokens": [], "sequences": [],
-                    "profiled_step": None, "model": None, "cuda": None, "argv": sys.argv[1:]}
+                    "ref_passes": [], "profiled_step": None, "model": None, "cuda": None, "argv": sys.argv[1:]}
     pending = Counter()
     profiler = {"p": None}
 
@@ -100,6 +103,8 @@ def install(out: Path, profile_step: int | None = None, profile_out: Path | None
             return inner(model, inputs, *rest, **kw)
 
         self.training_step = training_step
+        if hasattr(self, "_precompute_ref_logps"):
+            time_ref_pass(self)
         params = list(self.model.parameters())
         record["model"] = {
             "class": type(self.model).__name__,
@@ -112,6 +117,48 @@ def install(out: Path, profile_step: int | None = None, profile_out: Path | None
         }
 
     Trainer.__init__ = patched_init
+
+    try:
+        from trl import DPOTrainer
+    except ImportError:  # a plain transformers Trainer run
+        DPOTrainer = None
+    if DPOTrainer is not None:
+        original_ref = DPOTrainer.compute_ref_log_probs
+
+        def timed_ref(self, model, inputs):
+            current = record["ref_passes"][-1] if record["ref_passes"] else None
+            if current is None or "seconds" in current:  # a batch outside a precomputed pass
+                return original_ref(self, model, inputs)
+            pairs = inputs["input_ids"].shape[0] // 2
+            current["batches"] += 1
+            current["pairs"] += pairs
+            if current["batches"] > 1:
+                return original_ref(self, model, inputs)
+            sync()
+            start = time.time()
+            out = original_ref(self, model, inputs)
+            sync()
+            current["first_batch_s"], current["first_batch_pairs"] = time.time() - start, pairs
+            return out
+
+        DPOTrainer.compute_ref_log_probs = timed_ref
+
+    def time_ref_pass(trainer) -> None:
+        # Per instance: dpo_exp's trainer overrides the method, and TRL calls it from __init__, after
+        # Trainer.__init__ (where this runs).
+        inner = trainer._precompute_ref_logps
+
+        def precompute(dataset, name, *args, **kwargs):
+            entry = {"name": name, "pairs": 0, "batches": 0}
+            record["ref_passes"].append(entry)
+            sync()
+            start = time.time()
+            out = inner(dataset, name, *args, **kwargs)
+            sync()
+            entry["seconds"] = time.time() - start
+            return out
+
+        trainer._precompute_ref_logps = precompute
 
     def write() -> None:
         if cuda:

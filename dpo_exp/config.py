@@ -323,6 +323,9 @@ class TrainConfig:
     cache_ref_log_probs: bool = field(default=True, metadata={
         "help": "reuse that pass across runs with the same base model, data and tokenisation"})
     group_by_length: bool = field(default=True, metadata={"help": "batches of similar length: less padding"})
+    torch_compile: bool = field(default=False, metadata={
+        "help": "`torch.compile` the trained model (the Trainer's `torch_compile`; the reference pass runs "
+                "uncompiled): fuses element-wise work on a GPU; each new batch shape compiles first"})
     optim: Optimizer = field(default=Optimizer.adamw_torch, metadata={
         "help": "transformers' optimizer name: the torch ones, and bitsandbytes' 8-bit/paged AdamW, Lion, "
                 "AdEMAMix, RMSprop (those need the `gpu` extra)"})

@@ -71,6 +71,7 @@ def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf1
         # transformers 5's name; the old `gradient_checkpointing` warns a FutureWarning on every run.
         activation_checkpointing=cfg.hardware.gradient_checkpointing,
         precompute_ref_log_probs=t.precompute_ref_log_probs,
+        torch_compile=t.torch_compile,
         precompute_ref_batch_size=t.eval_batch_size,
         loss_type=[loss.type.value, *loss.extra_types],
         loss_weights=loss.weights,
@@ -208,11 +209,13 @@ class DPOExpTrainer(DPOTrainer):
             for batch in tqdm(loader, desc=f"Computing reference log probs for {name} dataset",
                               disable=bool(os.environ.get("TQDM_DISABLE", ""))):
                 c, r = self.accelerator.gather_for_metrics(self.compute_ref_log_probs(model, batch))
-                chosen.append(c.float().cpu())
-                rejected.append(r.float().cpu())
+                # Kept on the device until the end: a copy to the host per batch would wait for the GPU
+                # each time, so the next batch's collation and kernel launches could not overlap it.
+                chosen.append(c.float())
+                rejected.append(r.float())
         if distributed.is_main():
             print(f"[dpo_exp] reference log-probs for {name}: computed ({len(dataset)} pairs)", flush=True)
-        return {"chosen": torch.cat(chosen).tolist(), "rejected": torch.cat(rejected).tolist()}
+        return {"chosen": torch.cat(chosen).cpu().tolist(), "rejected": torch.cat(rejected).cpu().tolist()}
 
     def _get_train_sampler(self, train_dataset=None):
         if not self.group_by_length:
@@ -304,9 +307,9 @@ class StopOnNonFinite(TrainerCallback):
 def computes_in_bf16(cfg: Config, model) -> bool:
     """Whether the trainer should run under bf16 autocast.
 
-    A 4-bit model computes in bf16 (bnb_4bit_compute_dtype), but peft's k-bit preparation upcasts
-    its remaining weights (embeddings, norms, a tied LM head) to fp32: read from the first
-    parameter, that would turn autocast off and run the LM head and LoRA layers in fp32.
+    A 4-bit model computes in bf16 (bnb_4bit_compute_dtype) whatever dtype its unquantized weights
+    were loaded in (hardware.dtype=float32 keeps embeddings, norms and LM head in fp32): read from the
+    first parameter, that would turn autocast off and run the LM head and LoRA layers in fp32.
     """
     return cfg.hardware.load_in_4bit or next(model.parameters()).dtype == torch.bfloat16
 

@@ -32,7 +32,8 @@ gpu_check, gpu_wheels, bench_trl = load("gpu_check"), load("gpu_wheels"), load("
 
 
 def test_dry_run_runs_every_stage_and_returns_the_report_the_device_call_would(tmp_path):
-    """The device command's path on a CPU: smoke run, tiny-shaped throughput of all three variants, report."""
+    """The device command's path on a CPU: smoke run, tiny-shaped throughput of dpo_exp and tuned, the
+    reference pass timed against the step, the MFU stage at a larger batch and with an extra override, report."""
     out = tmp_path / "OUT"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)],
@@ -45,27 +46,44 @@ def test_dry_run_runs_every_stage_and_returns_the_report_the_device_call_would(t
 
     result = json.loads((out / "gpu_check.json").read_text())
     stages = result["stages"]
-    assert list(stages) == ["install", "env", "smoke:cpu", "bf16:bench"]
+    assert list(stages) == ["install", "env", "smoke:cpu", "bf16:bench", "mfu"]
     assert all(v is None or not str(v).startswith("FAILED") for v in stages["env"]["imports"].values())
     smoke = stages["smoke:cpu"]
     assert smoke["ok"] and smoke["status"] == "FINISHED" and "adapter_model.safetensors" in smoke["adapter_files"]
     assert smoke["model"]["device"] == "cpu" and smoke["model"]["linear_4bit_layers"] == 0
 
     bench = stages["bf16:bench"]
-    assert bench["model"] == "random" and bench["architecture"] == "qwen2.5-0.5b"
-    assert set(bench["results"]) == {"dpo_exp", "tuned", "tutorial"}
+    assert bench["model"] == "random" and bench["architecture"] == "qwen2.5-0.5b" and bench["data"] == "claims"
+    assert set(bench["results"]) == {"dpo_exp", "tuned"}
     for variant, r in bench["results"].items():
         # 2 pairs = 4 sequences of exactly 64 tokens each (synthetic pairs, truncated): no padding.
         assert r["measured_steps"] == 2 and r["tokens_per_step"] == 4 * 64 and r["padding_share"] == 0, variant
         assert r["tokens_per_s"] > 0 and r["model_tflops"] > 0 and r["mfu"] is None  # no spec peak for a CPU
-    assert bench["results"]["tutorial"]["model"]["gradient_checkpointing"]
-    assert not bench["results"]["dpo_exp"]["model"]["gradient_checkpointing"]
+        assert not r["model"]["gradient_checkpointing"], variant
     # dpo_exp precomputes the reference (4N per token), the plain scripts run it every step (6N).
     n = bench["shape"]["flops_params"]
     assert bench["results"]["dpo_exp"]["flops_per_token"] < 5 * n < bench["results"]["tuned"]["flops_per_token"]
+    # The reference pass: 2 pairs per step x (1 warm-up + 2 measured steps) = 6 pairs, one batch (eval_batch_size 8).
+    ref = bench["results"]["dpo_exp"]
+    assert ref["ref_pairs"] == 6 and ref["ref_batches"] == 1 and ref["ref_batch_pairs"] == 6
+    assert ref["ref_s"] >= ref["ref_first_batch_s"] > 0 and "ref_s_per_pair" not in ref  # one batch: none after it
+    assert "ref_batches" not in bench["results"]["tuned"]  # its reference runs inside every step
+
+    runs = stages["mfu"]["runs"]
+    assert list(runs) == ["b4", "b4,lora.dropout=0"]
+    for label, run in runs.items():
+        r = run["results"]["dpo_exp"]
+        assert list(run["results"]) == ["dpo_exp"] and run["batch_size"] == 4, label
+        assert r["tokens_per_step"] == 8 * 64 and r["measured_steps"] == 2, label
+        # The reference pass at the run's batch: 4 pairs per batch, 3 steps x 4 pairs.
+        assert r["ref_batch_pairs"] == 4 and r["ref_batches"] == 3 and r["ref_s_per_pair"] > 0, label
+        assert r["ref_per_pair_vs_step"] > 0 and r["ref_tflops"] > 0, label
+    assert runs["b4,lora.dropout=0"]["dpo_exp_args"] == ["train.eval_batch_size=4", "lora.dropout=0"]
 
     md = (out / "gpu_check.md").read_text()
     assert "DRY RUN" in md and "| cpu | yes |" in md and "| cpu | dpo_exp |" in md and "torch.profiler" in md
+    assert "## MFU at larger batches" in md and "| b4,lora.dropout=0 | 4 |" in md
+    assert "## dpo_exp's reference pass against its training step" in md and "| cpu b4 | 4 | 3 |" in md
 
 
 def test_step_summary_leaves_out_warm_up_and_the_profiled_step():
@@ -79,11 +97,22 @@ def test_step_summary_leaves_out_warm_up_and_the_profiled_step():
     assert s["e2e_s"] == pytest.approx(20.5 - 5.0) and s["e2e_tokens_per_s"] == pytest.approx(400 / 15.5)
 
 
+def test_reference_pass_is_compared_per_pair_with_the_first_batch_apart():
+    entry = {"name": "train", "pairs": 28, "batches": 4, "seconds": 2.11, "first_batch_s": 2.0, "first_batch_pairs": 8}
+    r = bench_trl.ref_pass(entry, step_s=0.12, step_tokens=8192, step_sequences=16)
+    assert r["ref_batches"] == 4 and r["ref_pairs"] == 28 and r["ref_first_batch_s"] == 2.0 and r["ref_batch_pairs"] == 8
+    assert r["ref_s_per_pair"] == pytest.approx(0.11 / 20) and r["step_s_per_pair"] == pytest.approx(0.015)
+    assert r["ref_per_pair_vs_step"] == pytest.approx(0.11 / 20 / 0.015)
+    assert r["ref_tokens_per_s"] == pytest.approx(1024 * 20 / 0.11)
+    assert bench_trl.ref_pass(None, 0.1, 1, 2) == {}
+
+
 def test_flops_per_token_count_is_4n_or_6n_plus_attention():
     shape = {"flops_params": 494_032_768, "layers": 24, "attn_width": 896}
     attention = 24 * 896 * 512
     assert bench_trl.flops_per_token(shape, 512, online_reference=False) == 4 * 494_032_768 + 12 * attention
     assert bench_trl.flops_per_token(shape, 512, online_reference=True) == 6 * 494_032_768 + 16 * attention
+    assert bench_trl.forward_flops_per_token(shape, 512) == 2 * 494_032_768 + 4 * attention
     assert bench_trl.peak_tflops("NVIDIA H100 80GB HBM3", None) == 989.4
     assert bench_trl.peak_tflops("NVIDIA H100 PCIe", None) == 756.0
     assert bench_trl.peak_tflops("NVIDIA H200", None) == 989.4 and bench_trl.peak_tflops(None, None) is None

@@ -99,9 +99,11 @@ def test_unknown_architecture_is_refused_with_the_shipped_ones():
         models.check_available(ModelConfig(name="random", source=ModelSource.random, architecture="nope"))
 
 
-def test_tiny_model_in_4bit_goes_through_from_pretrained(monkeypatch):
+def test_tiny_model_in_4bit_goes_through_from_pretrained_and_keeps_its_dtype(monkeypatch):
     """The 4-bit smoke run (+debug=smoke hardware=gpu_4bit) must quantize the tiny model: bitsandbytes
-    quantizes in from_pretrained, so the tiny model is saved and loaded back through it."""
+    quantizes in from_pretrained, so the tiny model is saved and loaded back through it. What is left
+    unquantized stays in bf16: no fp32 copy of the tied embedding / LM head (peft's k-bit preparation
+    made one, which autocast cast back at every pass)."""
     import torch
 
     from conftest import compose
@@ -115,13 +117,14 @@ def test_tiny_model_in_4bit_goes_through_from_pretrained(monkeypatch):
 
         seen["files"] = sorted(p.name for p in Path(path).iterdir())
         seen["load_in_4bit"] = cfg.hardware.load_in_4bit
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
 
     monkeypatch.setattr(models, "resolve_device_dtype", lambda hw: ("cpu", torch.bfloat16))
     monkeypatch.setattr(models, "_from_pretrained", fake_from_pretrained)
     tokenizer, model, _ = models.load(conf, corpus=["Is the sky blue? Yes, it is."])
     assert seen["load_in_4bit"] and "config.json" in seen["files"] and "model.safetensors" in seen["files"]
     assert model.config.hidden_size == conf.model.tiny.hidden_size
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
 
 
 @pytest.mark.integration

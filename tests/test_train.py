@@ -39,15 +39,13 @@ def tiny_trainer(tmp_path: Path, monkeypatch, overrides: list[str]) -> train.DPO
                                peft_config=models.peft_config(conf.lora))
 
 
-def test_4bit_training_runs_under_bf16_autocast_although_kbit_prep_upcasts_weights():
-    """gpu_4bit: peft's k-bit preparation casts embeddings and norms to fp32, so the first parameter's
-    dtype no longer says bf16; the trainer must still autocast to bf16 (the 4-bit compute dtype)."""
+def test_4bit_training_runs_under_bf16_autocast_whatever_the_unquantized_weights_dtype():
+    """gpu_4bit computes in bf16 (bnb_4bit_compute_dtype); with hardware.dtype=float32 the embeddings and
+    norms load in fp32, so the first parameter's dtype does not say bf16: the trainer must still autocast."""
     import torch
-    from peft import prepare_model_for_kbit_training
 
-    conf = config.to_object(compose([*SMOKE, "hardware=gpu_4bit"]))
+    conf = config.to_object(compose([*SMOKE, "hardware=gpu_4bit", "hardware.dtype=float32"]))
     _, model = models.build_tiny(conf.model.tiny, ["Is the sky blue? Yes, it is."], seed=0)
-    model = prepare_model_for_kbit_training(model.to(torch.bfloat16), use_gradient_checkpointing=False)
     assert next(model.parameters()).dtype == torch.float32
     assert train.computes_in_bf16(conf, model)
     cpu = config.to_object(compose(SMOKE))
@@ -248,3 +246,29 @@ def test_a_cached_reference_pass_trains_exactly_like_a_computed_one(tmp_path, mo
         trainer.train()
         histories[attempt] = [(e["step"], e["loss"], e["rewards/margins"]) for e in trainer.state.log_history if "loss" in e]
     assert histories["computed"] and histories["cached"] == histories["computed"]
+
+
+def test_reference_pass_values_are_the_reference_models_log_probs(tmp_path, monkeypatch):
+    """dpo_exp's reference pass (its batches, kept on the device until the end) gives, pair for pair, what TRL's
+    own `compute_ref_log_probs` gives for each pair alone (no padding): the batching changes nothing."""
+    import torch
+
+    trainer = tiny_trainer(tmp_path, monkeypatch, ["train.cache_ref_log_probs=false", "train.eval_batch_size=3"])
+    ds = trainer.train_dataset
+    assert len(ds) > 3  # several batches, the last one short
+    columns = [c for c in ds.column_names if c not in ("ref_chosen_logps", "ref_rejected_logps")]
+    for i in range(len(ds)):
+        batch = trainer.data_collator([{k: ds[i][k] for k in columns}])
+        chosen, rejected = trainer.compute_ref_log_probs(trainer.model, batch)
+        assert ds[i]["ref_chosen_logps"] == pytest.approx(chosen.item(), abs=1e-5, rel=1e-6), i
+        assert ds[i]["ref_rejected_logps"] == pytest.approx(rejected.item(), abs=1e-5, rel=1e-6), i
+    assert isinstance(ds[0]["ref_chosen_logps"], float) and torch.isfinite(torch.tensor(ds["ref_chosen_logps"])).all()
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_torch_compile_reaches_the_trainer_arguments(tmp_path, flag):
+    """train.torch_compile is Trainer's `torch_compile` (what gpu_check's mfu stage measures); off by default."""
+    conf = config.to_object(compose([*SMOKE, f"train.torch_compile={str(flag).lower()}"]))
+    args = train.dpo_config(conf, tmp_path, has_eval=False, run_name="t", bf16=False, use_cpu=True)
+    assert args.torch_compile is flag
+    assert config.to_object(compose(SMOKE)).train.torch_compile is False
