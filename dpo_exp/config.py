@@ -192,7 +192,7 @@ class HardwareConfig:
     dtype: DType = field(default=DType.auto, metadata={
         "help": "`auto` (bf16 on a GPU that supports it, else fp32), `float32`, `bfloat16`"})
     load_in_4bit: bool = field(default=False, metadata={
-        "help": "bitsandbytes NF4 base weights (GPU only; compute in bf16; k-bit training preparation)"})
+        "help": "bitsandbytes NF4 base weights (GPU only; compute in bf16; embeddings, norms and the LM head stay in `hardware.dtype`)"})
     bnb_4bit_quant_type: str = field(default="nf4", metadata={"help": "bitsandbytes 4-bit type (load_in_4bit)"})
     bnb_4bit_use_double_quant: bool = field(default=True, metadata={
         "help": "bitsandbytes double quantization (load_in_4bit)"})
