@@ -32,10 +32,13 @@ A run's status, the same in `run_state.json` (lower case) and in MLflow:
   MLflow store (`open_store`) finds such a run and marks it KILLED, saying why. Resumable.
 
 The moves: `tracked`/`Record.start` -> RUNNING (a new run, or an earlier one reopened); the end of the
-block or `finish` -> FINISHED, FAILED or KILLED; `reap` -> KILLED for a RUNNING run whose owner is gone.
+block or `finish` -> FINISHED, FAILED or KILLED; `reap` -> KILLED for a RUNNING run whose owner is gone;
+`Job.record_failure` -> a FAILED record, never RUNNING, for a sweep job refused before its run opened.
 Nothing else sets a status, so no command leaves a run RUNNING unless its process died, and then the
-next command repairs it. Every run carries the tags `dpo_exp.owner`, `dpo_exp.command` (the command
-line that reproduces it), `dpo_exp.run_dir` and `dpo_exp.fingerprint` (of its config).
+next command repairs it. A command's run carries the tags `dpo_exp.owner`, `dpo_exp.command` (the
+command line that reproduces it), `dpo_exp.run_dir` and `dpo_exp.fingerprint` (of its config; a
+sweep's parent has its sweep's `dpo_exp.sweep_fingerprint` instead). How the process then exits (a
+UserError: its paragraph, exit 2; Ctrl-C 130; SIGTERM 143) is `dpo_exp.cli.run_command`'s.
 
 `resume=true` looks under `paths.outputs` for the newest run of the same config fingerprint: an
 unfinished one continues from its last checkpoint into the same MLflow run, where every metric keeps
