@@ -1,6 +1,6 @@
 """`python -m dpo_exp`: one DPO run (or, with -m, a sweep of runs), top to bottom.
 
-    1. compose and validate the config; check the store and hardware   dpo_exp.config, tracking, models
+    1. compose and validate the config; check the store and hardware   dpo_exp.config, runs, models
     2. load and check the preference data; find the model's files        dpo_exp.data, models (+ the data
                                                                          audit, dpo_exp.data.audit)
     3. open the run's record: directory, run_state.json, MLflow run      dpo_exp.runs (new or resumed)
@@ -21,15 +21,13 @@ import os
 import shlex
 import sys
 import time
-import traceback
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dpo_exp import config, distributed, plugins, report, runs
-from dpo_exp.cli import error, hydra_app, log, run_command
+from dpo_exp import config, distributed, plugins, runs
+from dpo_exp.cli import hydra_app, log, run_command
 from dpo_exp.config import UserError
 
 config.register()
@@ -47,7 +45,7 @@ def run(cfg: DictConfig) -> dict:
         conf = config.to_object(cfg)
         metric = behaviour.from_config(conf.eval.behaviour)
         distributed.check(conf)
-        tracking.check_store(job.uri)
+        runs.open_store(job.uri, job.outputs)  # the store checked; runs a dead process left RUNNING marked KILLED
         models.check_environment(conf)
         # 2. data (every row parsed and checked before any model work), and the model's files
         splits = data.load_splits(conf.data, conf.train.seed)
@@ -84,7 +82,7 @@ def run(cfg: DictConfig) -> dict:
         summary.update(run_id=record.mlflow_run_id, run_dir=str(record.dir), minutes=(time.time() - started) / 60)
         if metric is not None:  # what print_summary shows, also when a finished run is found again
             summary["behaviour"] = {"name": metric.name, "headline": [list(h) for h in metric.headline]}
-            tracking.set_tags({report.TAG_HEADLINE: ",".join(k for k, _ in metric.headline)})
+            tracking.set_tags({tracking.TAG_HEADLINE: ",".join(k for k, _ in metric.headline)})
         record.summary = summary
     if not distributed.is_main():
         return summary
@@ -143,7 +141,7 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], record:
                                   train_rows=splits.train, eval_rows=splits.eval, run_dir=run_dir,
                                   run_name=record.name, peft_config=peft_config, resuming=record.checkpoint is not None)
     tracking.log_dict_artifact(trainer.args.to_dict(), "dpo_config.json")
-    distributed.report(trainer)
+    tracking.log_parallelism(trainer)
     tracking.set_tags({f"dpo_exp.ref_logps.{split}": how for split, how in trainer.ref_cache_events.items()})
     trainer.train(resume_from_checkpoint=str(record.checkpoint) if record.checkpoint else None)
     stopper = next(c for c in trainer.callback_handler.callbacks if isinstance(c, train.StopOnNonFinite))
@@ -243,21 +241,7 @@ def print_summary(summary: dict, uri: str) -> None:
 
 @hydra_app("config")
 def main(cfg: DictConfig) -> float | None:
-    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    try:
-        summary = run(cfg)
-    except UserError as e:
-        error("dpo_exp", str(e))
-        if not sweeping:
-            sys.exit(2)
-        return None  # in a sweep, one bad job does not stop the others
-    except Exception:
-        if not sweeping:
-            raise
-        # The job's MLflow run is already marked FAILED, with the reason; the other jobs go on.
-        print(f"\ndpo_exp: job {HydraConfig.get().job.num} failed:\n{traceback.format_exc()}", file=sys.stderr,
-              flush=True)
-        return None
+    summary = run(cfg)
     # The returned value is what sweepers (e.g. Optuna) optimise.
     return summary.get("metrics", {}).get("eval_rewards/accuracies")
 

@@ -11,15 +11,13 @@ Writes audit.md, audit.json and lengths.png to the run dir and an MLflow run in
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
-from dpo_exp import config
+from dpo_exp import config, runs, tracking
 from dpo_exp.cli import hydra_app, log, run_command
 from dpo_exp.config import UserError
 
@@ -28,28 +26,25 @@ config.register()
 
 @hydra_app("audit")
 def main(cfg: DictConfig) -> None:
-    from dpo_exp import runs, tracking
     from dpo_exp.data import audit
 
     try:
-        try:
-            conf = config.to_object(cfg)
-        except MissingMandatoryValue as e:
-            raise UserError(f"{e.full_key} is not set. Fix: pass it, e.g. python -m dpo_exp.audit data=file "
-                            "data.path=pairs.jsonl") from None
-        uri = tracking.resolve_uri_from(conf.tracking.uri)
-        tracking.check_store(uri)
-        runs.reap(Path(conf.paths.outputs).expanduser().resolve(), uri)  # runs a SIGKILL left RUNNING: KILLED
-        out_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
-        report = audit.standalone(conf, out_dir)
-    except UserError as e:
-        print(f"\ndpo_exp: error: {e}\n", file=sys.stderr, flush=True)
-        sys.exit(2)
+        conf = config.to_object(cfg)
+    except MissingMandatoryValue as e:
+        raise UserError(f"{e.full_key} is not set. Fix: pass it, e.g. python -m dpo_exp.audit data=file "
+                        "data.path=pairs.jsonl") from None
+    job = runs.Job.from_hydra(cfg, app="dpo_exp.audit", name=f"audit {Path(str(conf.data.path)).name}")
+    runs.open_store(job.uri, job.outputs)  # the store checked; runs a dead process left RUNNING marked KILLED
+    experiment = f"{conf.tracking.experiment}-data"
+    # Open before the work: a killed audit is visible (RUNNING, then KILLED), one that fails is FAILED with why.
+    with runs.tracked(job, experiment=experiment, params=audit.standalone_params(conf),
+                      tags={"dpo_exp.kind": "audit"}) as run_id:
+        report = audit.standalone(conf, job.run_dir)
+        audit.log_to_active_run(report, job.run_dir, artifact_path=None)
     audit.print_table(report)
-    command = "python -m dpo_exp.audit " + " ".join(shlex.quote(o) for o in HydraConfig.get().overrides.task)
-    run_id = audit.log_standalone(conf, report, out_dir, uri=uri, command=command)
-    log(f"audit: {report.severity} in {report.seconds:.1f} s; report in {out_dir} (audit.md, audit.json, lengths.png)")
-    log(f"MLflow run {run_id} in experiment '{conf.tracking.experiment}-data': {tracking.ui_command(uri)}")
+    log(f"audit: {report.severity} in {report.seconds:.1f} s; report in {job.run_dir} (audit.md, audit.json, "
+        "lengths.png)")
+    log(f"MLflow run {run_id} in experiment '{experiment}': {tracking.ui_command(job.uri)}")
     if report.failed("error"):
         sys.exit(1)
 

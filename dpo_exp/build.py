@@ -10,30 +10,20 @@ described in `dpo_exp.data.build`, where the logic lives; this module is the com
 
 from __future__ import annotations
 
-import shlex
 import sys
-from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from dpo_exp import config
-from dpo_exp.cli import error, hydra_app, run_command
-from dpo_exp.config import UserError
+from dpo_exp import config, runs
+from dpo_exp.cli import hydra_app, run_command
 from dpo_exp.data import build
 
 
 @hydra_app("build")
 def main(cfg: DictConfig) -> None:
-    hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
-    command = "python -m dpo_exp.build " + " ".join(shlex.quote(o) for o in overrides)
-    run_name = cfg.tracking.run_name or "build " + config.describe_overrides(overrides)
-    try:
-        build.run(cfg, Path(hydra_cfg.runtime.output_dir).resolve(), command, run_name)
-    except UserError as e:
-        error("dpo_exp.build", str(e))
-        sys.exit(2)
+    overrides = list(HydraConfig.get().overrides.task)
+    build.run(cfg, runs.Job.from_hydra(cfg, app="dpo_exp.build", name="build " + config.describe_overrides(overrides)))
 
 
 build.register()

@@ -3,14 +3,23 @@
 An entrypoint never imports another entrypoint: what they share (where the configs are, the
 console line, the SIGTERM rule, argument rewriting, how a command ends) lives here. Importing
 this module stays cheap (no torch).
+
+How a command ends is decided in `run_command` alone: a `UserError` (bad input, said in one
+paragraph) prints that paragraph and exits 2, Ctrl-C exits 130 and SIGTERM 143, anything else is a
+traceback and exit 1. Hydra would turn a UserError raised in a task into a traceback (exit 1) and
+one raised in a callback into a warning, so `hydra_app` tasks and `carry_user_errors` callbacks
+pass it through Hydra as `Refused`. In a sweep (`-m`) a job's error does not stop the other jobs:
+the task reports it and returns (the sweep lists the job as failed and exits 1 at its end).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
 import sys
+import traceback
 from typing import Callable
 
 import hydra
@@ -24,9 +33,50 @@ from dpo_exp.config import UserError
 CONFIG_PATH = "pkg://dpo_exp.conf"
 
 
+class Refused(BaseException):
+    """A UserError on its way through Hydra to `run_command` (a BaseException: Hydra catches Exception)."""
+
+    def __init__(self, error: UserError):
+        super().__init__(str(error))
+
+
+def carry_user_errors(fn):
+    """Let a UserError raised in `fn` (a Hydra task or callback) reach `run_command` as `Refused`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise Refused(e) from None
+
+    return wrapper
+
+
 def hydra_app(config_name: str):
-    """`@hydra_app("config")`: the Hydra main of one dpo_exp command, configs from the package."""
-    return hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)
+    """`@hydra_app("config")`: the Hydra main of one dpo_exp command, configs from the package.
+
+    A UserError goes to `run_command` (one paragraph, exit 2). In a sweep one job's error, a UserError
+    or a crash, is reported here and the task returns None, so Hydra goes on with the other jobs."""
+    def decorate(task):
+        @functools.wraps(task)  # Hydra unwraps it to find the task's module
+        def job(cfg):
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            if HydraConfig.get().mode != RunMode.MULTIRUN:
+                return carry_user_errors(task)(cfg)
+            try:
+                return task(cfg)
+            except UserError as e:
+                error(_command, str(e))
+            except Exception:  # the job's MLflow run is already marked FAILED, with the reason
+                print(f"\n{_command}: job {HydraConfig.get().job.num} failed:\n{traceback.format_exc()}",
+                      file=sys.stderr, flush=True)
+            return None
+
+        return hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(job)
+
+    return decorate
 
 
 def log(msg: str) -> None:
@@ -47,6 +97,7 @@ class Interrupted(KeyboardInterrupt):
 _SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}
 _abort_hooks: list[Callable[[str], None]] = []
 received_signal: int | None = None
+_command = "dpo_exp"  # the running command's name, for its error messages (set by run_command)
 
 
 def _raise_interrupt(signum, frame):
@@ -82,24 +133,27 @@ def _run_abort_hooks(status: str) -> None:
 
 def run_command(main: Callable[[], object], argv: list[str], name: str = "dpo_exp",
                 prepare: Callable[[list[str]], list[str]] | None = None,
-                validate: Callable[[object], object] | None = None) -> None:
-    """Run a Hydra app as a dpo_exp command: argv rewritten (`hydra_argv`), `--cfg` validated like a
-    run, signals handled, and every way of stopping ends in a clear state: interrupted -> one line,
-    exit 130 (Ctrl-C) / 143 (SIGTERM); an error after a sweep's parent run was opened -> that parent
-    marked FAILED (KILLED when interrupted). `prepare(argv) -> argv` runs first (joining a process group);
-    `validate(cfg)` checks the composed config for `--cfg` (default: training's `config.to_object`)."""
-    try:
-        sys.argv = hydra_argv(argv)
-        if prepare is not None:
-            sys.argv = prepare(sys.argv)
-    except UserError as e:
-        error(name, str(e))
-        sys.exit(2)
-    if any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in sys.argv[1:]):
-        _validate_shown_config(name, validate)
+                validate: Callable[[object], object] | None = None, hydra_args: bool = True) -> None:
+    """Run a command (a Hydra app, or with `hydra_args=False` a plain argparse one): argv rewritten
+    (`hydra_argv`), `--cfg` validated like a run, signals handled, and every way of stopping ends in
+    a clear state: a UserError -> its paragraph, exit 2; interrupted -> one line, exit 130 (Ctrl-C) /
+    143 (SIGTERM); an error after a sweep's parent run was opened -> that parent marked FAILED (KILLED
+    when interrupted). `prepare(argv) -> argv` runs first (joining a process group); `validate(cfg)`
+    checks the composed config for `--cfg` (default: training's `config.to_object`)."""
+    global _command
+    _command = name
     interrupt_on_sigterm()
     try:
+        sys.argv = hydra_argv(argv) if hydra_args else list(argv)  # a mixed beta list is a UserError
+        if prepare is not None:
+            sys.argv = prepare(sys.argv)
+        if hydra_args and any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in sys.argv[1:]):
+            _validate_shown_config(validate)
         main()
+    except (UserError, Refused) as e:
+        _run_abort_hooks("FAILED")
+        error(name, str(e))
+        sys.exit(2)
     except KeyboardInterrupt as e:
         _run_abort_hooks("KILLED")
         signum = received_signal or signal.SIGINT
@@ -118,7 +172,7 @@ def run_command(main: Callable[[], object], argv: list[str], name: str = "dpo_ex
         sys.exit(1)
 
 
-def _validate_shown_config(name: str, validate: Callable[[object], object] | None = None) -> None:
+def _validate_shown_config(validate: Callable[[object], object] | None = None) -> None:
     """`--cfg job` prints the composed config without running the app; validate it first, like a run
     (an invalid value is an error, exit 2, not a printout with exit 0). Hydra has no hook between
     composing and printing, so its show_cfg is wrapped, in this process only."""
@@ -144,8 +198,7 @@ def _validate_shown_config(name: str, validate: Callable[[object], object] | Non
         except MissingMandatoryValue:
             pass  # a key still to be given (`???`) is what --cfg shows, not an error
         except UserError as e:
-            error(name, str(e))
-            sys.exit(2)
+            raise Refused(e) from None  # through Hydra to run_command
         return original(self, config_name, overrides, cfg_type, package, resolve)
 
     Hydra.show_cfg = show_cfg
@@ -222,5 +275,5 @@ def numeric_beta(argv: list[str]) -> list[str]:
     return out
 
 
-__all__ = ["CONFIG_PATH", "Interrupted", "UserError", "error", "hydra_app", "hydra_argv", "interrupt_on_sigterm",
+__all__ = ["CONFIG_PATH", "Interrupted", "Refused", "UserError", "carry_user_errors", "error", "hydra_app", "hydra_argv", "interrupt_on_sigterm",
            "log", "numeric_beta", "on_abort", "run_command"]

@@ -25,18 +25,14 @@ data_convert.register()
 @hydra_app("convert")
 def main(cfg: DictConfig) -> None:
     try:
-        try:
-            conf = OmegaConf.to_object(cfg)
-        except MissingMandatoryValue as e:
-            raise UserError(f"{e.full_key} is not set. Fix: pass it, e.g. python -m dpo_exp.convert "
-                            "data.path=in.jsonl out.path=out.jsonl out.format=sharegpt") from None
-        unused = [k for k in ("eval_path", "max_rows") if getattr(conf.data, k) is not None]
-        if unused:  # training's split keys: convert takes all of data.path, in order
-            log(f"note: {', '.join(f'data.{k}' for k in unused)} not used: convert writes every row of data.path")
-        result = data_convert.convert(conf.data, conf.out)
-    except UserError as e:
-        print(f"\ndpo_exp: error: {e}\n", file=sys.stderr, flush=True)
-        sys.exit(2)
+        conf = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        raise UserError(f"{e.full_key} is not set. Fix: pass it, e.g. python -m dpo_exp.convert "
+                        "data.path=in.jsonl out.path=out.jsonl out.format=sharegpt") from None
+    unused = [k for k in ("eval_path", "max_rows") if getattr(conf.data, k) is not None]
+    if unused:  # training's split keys: convert takes all of data.path, in order
+        log(f"note: {', '.join(f'data.{k}' for k in unused)} not used: convert writes every row of data.path")
+    result = data_convert.convert(conf.data, conf.out)
     log(f"converted {result.rows} rows of {conf.data.path} (format {result.source_format.value}) to {conf.out.path} "
         f"(format {conf.out.format.value})"
         + (f"; {result.skipped} malformed rows skipped (data.on_error=skip; first: {result.first_skipped})"

@@ -225,17 +225,3 @@ def describe(args) -> str:
     """'global batch 8 pairs = 4 per process x 2 processes x 1 accumulation step(s)' from TrainingArguments."""
     per, n, acc = args.per_device_train_batch_size, args.world_size, args.gradient_accumulation_steps
     return f"global batch {per * n * acc} pairs = {per} per process x {n} process(es) x {acc} accumulation step(s)"
-
-
-def report(trainer) -> None:
-    """Log how the run is spread over processes as MLflow params `run.*` (the console line is
-    ConsoleProgress's)."""
-    from dpo_exp import tracking
-
-    args = trainer.args
-    strategy = "deepspeed" if trainer.is_deepspeed_enabled else "fsdp" if trainer.is_fsdp_enabled else "ddp"
-    tracking.log_run_params({
-        "run.num_processes": str(args.world_size),
-        "run.global_batch_size": str(args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps),
-        "run.parallelism": strategy,
-    })

@@ -1,18 +1,44 @@
-"""A run's lifecycle, in one place: its directory, `run_state.json`, the resume lookup, its MLflow status.
+"""A run's lifecycle, in one place: every command opens its MLflow run (and training its directory
+and `run_state.json`) through this module, and nowhere else.
 
-    job = runs.Job.from_hydra(cfg)                  # what this command asks for; nothing written yet
-    previous = runs.previous_run(job)               # resume lookup (marks runs whose process is gone KILLED)
-    with runs.open_run(job, conf, cfg, previous) as run:   # directory, state file, MLflow run: RUNNING
-        run.summary = train(...)                    # leaves FINISHED; an error: FAILED; Ctrl-C/SIGTERM: KILLED
+Any command (eval, build, audit; a labeling app or an iterative loop later):
+
+    job = runs.Job.from_hydra(cfg, app="dpo_exp.eval")   # run dir, name, command line, MLflow URI; nothing written
+    runs.open_store(job.uri, job.outputs)               # store checked (UserError if unusable), dead runs reaped
+    ...check every input...                             # before any run is recorded
+    with runs.tracked(job, experiment="x-eval", params=flatten(conf)) as run_id:   # RUNNING, owned by this process
+        ...the work; tracking.log_* logs to this run...  # ends FINISHED; an error: FAILED; Ctrl-C/SIGTERM: KILLED
+
+Training adds its directory, `run_state.json` and resume on top of the same calls:
+
+    job = runs.Job.from_hydra(cfg)
+    runs.open_store(job.uri, job.outputs)
+    previous = runs.previous_run(job)               # resume lookup
+    with runs.open_run(job, conf, cfg, previous) as run:   # directory, state file, `tracked` MLflow run
+        run.summary = train(...)
+
+A run whose lifetime is not one `with` block (a sweep's parent, open from Hydra's on_multirun_start to
+on_multirun_end) is a `Record`: `Record.start(...)` then `record.finish(status, why)`, with
+`cli.on_abort(record.abort)` so that whatever stops the process in between ends it too.
 
 A run's status, the same in `run_state.json` (lower case) and in MLflow:
 
-- RUNNING: its process (pid and host, recorded in run_state.json and the `dpo_exp.owner` tag) is alive.
+- RUNNING: its process (pid, host and start time, in the `dpo_exp.owner` tag every run carries, and in
+  run_state.json) is alive.
 - FINISHED: it completed; `resume=true` (or re-running a sweep) skips it.
 - FAILED: it stopped on an error, whose message is the `dpo_exp.error` tag; resumable.
-- KILLED: stopped by Ctrl-C or SIGTERM, or its process vanished (SIGKILL, out of memory, a lost
-  machine): any later dpo_exp command that touches the same outputs folder or MLflow store finds
-  such a run and marks it KILLED. Resumable.
+- KILLED: stopped by Ctrl-C or SIGTERM (`dpo_exp.error`: interrupted), or its process vanished (SIGKILL,
+  out of memory, a lost machine): any later dpo_exp command that opens the same outputs folder or
+  MLflow store (`open_store`) finds such a run and marks it KILLED, saying why. Resumable.
+
+The moves: `tracked`/`Record.start` -> RUNNING (a new run, or an earlier one reopened); the end of the
+block or `finish` -> FINISHED, FAILED or KILLED; `reap` -> KILLED for a RUNNING run whose owner is gone;
+`Job.record_failure` -> a FAILED record, never RUNNING, for a sweep job refused before its run opened.
+Nothing else sets a status, so no command leaves a run RUNNING unless its process died, and then the
+next command repairs it. A command's run carries the tags `dpo_exp.owner`, `dpo_exp.command` (the
+command line that reproduces it), `dpo_exp.run_dir` and `dpo_exp.fingerprint` (of its config; a
+sweep's parent has its sweep's `dpo_exp.sweep_fingerprint` instead). How the process then exits (a
+UserError: its paragraph, exit 2; Ctrl-C 130; SIGTERM 143) is `dpo_exp.cli.run_command`'s.
 
 `resume=true` looks under `paths.outputs` for the newest run of the same config fingerprint: an
 unfinished one continues from its last checkpoint into the same MLflow run, where every metric keeps
@@ -39,19 +65,23 @@ from typing import TYPE_CHECKING, Iterator
 
 from hydra.experimental.callback import Callback
 
-from dpo_exp.cli import Interrupted, error, log
+from dpo_exp import distributed, tracking
+from dpo_exp.cli import Interrupted, carry_user_errors, log
 from dpo_exp.config import UserError
+from dpo_exp.tracking import TAG_OWNER
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from dpo_exp.config import Config
 
-from dpo_exp import distributed
-
 STATE_FILE = "run_state.json"
-TAG_OWNER = "dpo_exp.owner"  # "<pid>@<host>#<process start>": who is running this MLflow run
 TAG_WARNING = "dpo_exp.warning."
+# A sweep's jobs find its parent run through the environment (inherited by joblib and submitit workers)
+# and through this file in the sweep dir, which reaches Slurm jobs submitted with --export=NONE.
+PARENT_ENV = "DPO_EXP_PARENT_RUN_ID"
+PARENT_FILE = ".dpo_exp_sweep.json"  # {"parent_run_id": ..., "tracking_uri": ...}
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
 
 
 # --- the process that owns a run ---------------------------------------------------------------
@@ -174,8 +204,6 @@ def reap(outputs: Path | None, uri: str | None) -> list[str]:
     """Mark runs left RUNNING by a process that no longer exists (SIGKILL, out of memory, a crash) as
     KILLED: in their run_state.json under `outputs`, and in the MLflow store at `uri` (runs that carry
     the `dpo_exp.owner` tag, sweep parents included). Says so once on the console."""
-    from dpo_exp import tracking
-
     found: list[str] = []
     if outputs is not None and outputs.is_dir():
         for state_file in outputs.glob(f"**/{STATE_FILE}"):
@@ -222,20 +250,22 @@ class Job:
     parent_run_id: str | None  # the sweep's parent MLflow run
 
     @classmethod
-    def from_hydra(cls, cfg: "DictConfig", app: str = "dpo_exp") -> "Job":
+    def from_hydra(cls, cfg: "DictConfig", app: str = "dpo_exp", name: str | None = None) -> "Job":
+        """The job of the running Hydra app `app` (`python -m <app>`). Its run is named `tracking.run_name`,
+        else `name`, else by what the command line overrides (`beta=0.05 train.learning_rate=1e-06`)."""
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from dpo_exp import config, sweep, tracking
+        from dpo_exp import config
 
         hydra_cfg = HydraConfig.get()
         sweeping = hydra_cfg.mode == RunMode.MULTIRUN
         overrides = list(hydra_cfg.overrides.task)
-        parent_run_id, parent_uri = sweep.job_parent(hydra_cfg) if sweeping else (None, None)
+        parent_run_id, parent_uri = job_parent(hydra_cfg) if sweeping else (None, None)
         return cls(
             cfg=cfg,
             run_dir=Path(hydra_cfg.runtime.output_dir).resolve(),
-            run_name=cfg.tracking.run_name or config.describe_overrides(overrides),
+            run_name=cfg.tracking.run_name or name or config.describe_overrides(overrides),
             command=f"python -m {app} " + " ".join(shlex.quote(o) for o in overrides),
             uri=tracking.resolve_uri_from(cfg.tracking.uri or parent_uri),  # a sweep job logs beside its parent
             outputs=Path(str(cfg.paths.outputs)).expanduser().resolve(),
@@ -254,8 +284,6 @@ class Job:
         """A sweep job that stopped before its run opened (an invalid value in the grid): a FAILED
         child run with the reason, so the sweep's summary lists it. Once per job: re-running the
         sweep updates that record instead of adding a second one."""
-        from dpo_exp import tracking
-
         if not self.sweeping:
             return
         try:
@@ -266,6 +294,92 @@ class Job:
             fingerprint = hashlib.sha256(self.command.encode()).hexdigest()[:16]
         tracking.record_failed_run(self.cfg, uri=self.uri, run_name=self.run_name, parent_run_id=self.parent_run_id,
                                    fingerprint=fingerprint, error=str(error))
+
+
+def job_parent(hydra_cfg) -> tuple[str | None, str | None]:
+    """(parent run id, the parent's tracking URI) for a sweep job: from the environment when the
+    launcher passed it on, else from the file the sweep wrote into its directory."""
+    try:
+        saved = json.loads((Path(hydra_cfg.sweep.dir) / PARENT_FILE).read_text())
+    except (OSError, ValueError):
+        saved = {}
+    return os.environ.get(PARENT_ENV) or saved.get("parent_run_id"), saved.get("tracking_uri")
+
+
+def open_store(uri: str, outputs: Path | None) -> None:
+    """A command's first step: the MLflow store at `uri` checked (a UserError naming it and the fix, before
+    any work), and the runs a dead process left RUNNING, there and under `outputs`, marked KILLED."""
+    tracking.check_store(uri)
+    distributed.from_main(lambda: reap(outputs, uri))
+
+
+# --- an MLflow run, RUNNING until it ends in a true state --------------------------------------------
+
+
+@dataclass
+class Record:
+    """An MLflow run this process owns (`dpo_exp.owner`): RUNNING from `start` until `finish`.
+
+    Commands use `tracked`, which ends it with its block; a run open across callbacks (a sweep's
+    parent) calls `finish` itself and registers `cli.on_abort(record.abort)` for every other end."""
+
+    uri: str
+    run_id: str
+
+    @classmethod
+    def start(cls, uri: str, *, experiment: str, name: str, tags: dict[str, str], params: dict[str, str] | None = None,
+              run_id: str | None = None) -> "Record":
+        """A new run in `experiment`, or the run `run_id` reopened (RUNNING again, last reason removed)."""
+        tags = {**tags, TAG_OWNER: owner()}
+        return cls(uri, tracking.start_run(uri, experiment=experiment, run_name=name, tags=tags, params=params or {},
+                                           run_id=run_id))
+
+    def finish(self, status: str = "FINISHED", why: str | None = None) -> None:
+        """FINISHED, or FAILED / KILLED with the reason as the `dpo_exp.error` tag. Never raises."""
+        tracking.end_run(self.uri, self.run_id, status, why)
+
+    def abort(self, status: str) -> None:
+        """For `cli.on_abort`: the process stops abnormally (status KILLED or FAILED) while the run is open."""
+        self.finish(status, INTERRUPTED if status == "KILLED" else "the process stopped on an error (see its console)")
+
+
+def common_tags(job: Job, run_dir: Path | None = None) -> dict[str, str]:
+    """What every command's run is found by: its command line, run dir, config fingerprint, sweep parent."""
+    tags = {tracking.TAG_COMMAND: job.command, tracking.TAG_RUN_DIR: str(run_dir or job.run_dir),
+            tracking.TAG_FINGERPRINT: job.fingerprint}
+    if job.parent_run_id:
+        tags["mlflow.parentRunId"] = job.parent_run_id
+    return tags
+
+
+@contextlib.contextmanager
+def tracked(job: Job, *, experiment: str, params: dict[str, str], tags: dict[str, str] | None = None,
+            run_id: str | None = None, run_dir: Path | None = None) -> Iterator[str | None]:
+    """The command's MLflow run, RUNNING and active (`tracking.log_*` log to it) while the block runs;
+    `run_id` reopens an earlier run (resume), `run_dir` replaces the job's (a resumed run's own).
+    Ends FINISHED; FAILED on an error (its message in `dpo_exp.error`); KILLED on Ctrl-C/SIGTERM.
+    Ranks > 0 of a multi-process run get None and touch nothing (rank 0 owns the run)."""
+    if not distributed.is_main():
+        yield None
+        return
+    record = Record.start(job.uri, experiment=experiment, name=job.run_name, params=params, run_id=run_id,
+                          tags={**common_tags(job, run_dir), **(tags or {})})
+    status, why = "FINISHED", None
+    try:
+        with tracking.active(job.uri, record.run_id):
+            yield record.run_id
+    except KeyboardInterrupt:
+        status, why = "KILLED", INTERRUPTED
+        raise
+    except SystemExit as e:
+        if e.code not in (0, None):
+            status, why = "FAILED", f"exit status {e.code}"
+        raise
+    except BaseException as e:
+        status, why = "FAILED", f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        record.finish(status, why)
 
 
 @dataclass
@@ -283,14 +397,13 @@ class Previous:
 def previous_run(job: Job) -> Previous | None:
     """The run this command continues, if any (resume=true, or any job of a sweep).
 
-    Looks only after marking runs whose process is gone KILLED. Refuses to continue a run that is
-    still running, or one that logged to another MLflow store than this command's. In a
+    Call it after `open_store`, which marks runs whose process is gone KILLED. Refuses to continue a
+    run that is still running, or one that logged to another MLflow store than this command's. In a
     multi-process run rank 0 looks, and every rank gets its answer (or its refusal)."""
     return distributed.from_main(lambda: _previous_run(job))
 
 
 def _previous_run(job: Job) -> Previous | None:
-    reap(job.outputs, job.uri)
     if not (job.resume or job.sweeping):
         return None
     # A sweep job's own directory counts: a Slurm job requeued after a timeout continues in it.
@@ -318,15 +431,13 @@ def _previous_run(job: Job) -> Previous | None:
 
 def skip_finished(job: Job, previous: Previous) -> dict:
     """A config that already finished: nothing to train. In a sweep it is listed under this parent too."""
-    from dpo_exp import tracking
-
     log(f"this config already finished in {previous.dir}; nothing to do (skipped).")
     if job.parent_run_id and previous.state.mlflow_run_id:
         tracking.set_parent(job.uri, previous.state.mlflow_run_id, job.parent_run_id)
     return previous.state.summary or {}
 
 
-# --- an open run ------------------------------------------------------------------------------------
+# --- a training run: directory, run_state.json and MLflow run -----------------------------------------
 
 
 @dataclass
@@ -341,12 +452,12 @@ class Run:
 @contextlib.contextmanager
 def open_run(job: Job, conf: "Config", cfg: "DictConfig", previous: Previous | None = None,
              warnings: dict[str, str] | None = None) -> Iterator[Run]:
-    """Open the run's record (directory, run_state.json, MLflow run, all RUNNING and owned by this
-    process), yield it, and close it in a true state: FINISHED when the block ends with `run.summary`
-    set, KILLED on Ctrl-C/SIGTERM, FAILED on any error (a disk or permission error explained)."""
+    """Open the run's record (directory, run_state.json and a `tracked` MLflow run, all RUNNING and owned
+    by this process), yield it, and close it in a true state: FINISHED when the block ends with
+    `run.summary` set, KILLED on Ctrl-C/SIGTERM, FAILED on any error (a disk or permission error explained)."""
     from omegaconf import OmegaConf
 
-    from dpo_exp import tracking
+    from dpo_exp.config import flatten
 
     run_dir = previous.dir if previous else job.run_dir
     state = previous.state if previous else RunState(fingerprint=job.fingerprint, started=time.time())
@@ -354,10 +465,9 @@ def open_run(job: Job, conf: "Config", cfg: "DictConfig", previous: Previous | N
     if previous:
         log(f"resuming: continuing {run_dir} from {checkpoint or 'the start (no checkpoint yet)'}")
     state.tracking_uri, state.owner, state.error = job.uri, owner(), None
-    tags = {TAG_OWNER: state.owner, **{TAG_WARNING + k: v for k, v in (warnings or {}).items()}}
-    with tracking.mlflow_run(conf, uri=job.uri, run_name=job.run_name, fingerprint=job.fingerprint, run_dir=run_dir,
-                             command=job.command, run_id=state.mlflow_run_id, parent_run_id=job.parent_run_id,
-                             tags=tags) as run_id:
+    tags = {TAG_WARNING + k: v for k, v in (warnings or {}).items()}
+    with tracked(job, experiment=conf.tracking.experiment, params=flatten(conf), tags=tags,
+                 run_id=state.mlflow_run_id, run_dir=run_dir) as run_id:
         run = Run(dir=run_dir, name=job.run_name, mlflow_run_id=run_id, checkpoint=checkpoint)
         state.mlflow_run_id, state.status = run_id, "running"
         try:
@@ -367,7 +477,7 @@ def open_run(job: Job, conf: "Config", cfg: "DictConfig", previous: Previous | N
             tracking.log_text_artifact(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             yield run
         except KeyboardInterrupt:
-            state.status, state.error = "killed", "interrupted (Ctrl-C or SIGTERM)"
+            state.status, state.error = "killed", INTERRUPTED
             state.save_quietly(run_dir)
             kept = last_checkpoint(run_dir)
             raise Interrupted(
@@ -440,11 +550,6 @@ class CheckRunDir(Callback):
         self._check(config.hydra.sweep.dir)
 
     @staticmethod
+    @carry_user_errors  # Hydra would turn it into a warning
     def _check(folder: str) -> None:
-        import sys
-
-        try:
-            check_writable(Path(folder).expanduser().resolve())
-        except UserError as e:
-            error("dpo_exp", str(e))
-            sys.exit(2)
+        check_writable(Path(folder).expanduser().resolve())

@@ -4,18 +4,19 @@ A Hydra callback (registered in conf/config.yaml under hydra.callbacks) does the
 
 - `on_multirun_start` finds or creates the parent run. Its key, the sweep fingerprint, is the
   command line's overrides plus the sweeper's params, so re-running the same sweep command
-  reuses the same parent; jobs get its id (and the tracking URI) through $DPO_EXP_PARENT_RUN_ID,
-  inherited by joblib and submitit workers, and through `.dpo_exp_sweep.json` in the sweep dir,
-  which reaches Slurm jobs on clusters that submit with `--export=NONE`. A parallel launcher with
+  reuses the same parent (a `dpo_exp.runs.Record`, RUNNING and owned by the sweep process); jobs get
+  its id (and the tracking URI) through $DPO_EXP_PARENT_RUN_ID, inherited by joblib and submitit
+  workers, and through `.dpo_exp_sweep.json` in the sweep dir, which reaches Slurm jobs on clusters
+  that submit with `--export=NONE` (`dpo_exp.runs.job_parent` reads them). A parallel launcher with
   a sqlite store gets a warning (local processes) or an error (Slurm) pointing at `mlflow server`.
 - each job (dpo_exp.__main__) logs a child run tagged `mlflow.parentRunId`, named by what it
   overrides (`beta=0.05 train.learning_rate=1e-06`); the UI nests children under the parent.
-- `on_multirun_end` builds the summary (dpo_exp.report) from MLflow, prints it and logs it with
+- `on_multirun_end` builds the summary (dpo_exp.summary) from MLflow, prints it and logs it with
   its plots on the parent run, which ends FINISHED only if every job finished.
 
 Jobs in a sweep resume by default: a job whose config already finished is skipped, a failed or
 interrupted one continues from its last checkpoint. A failing job is recorded as FAILED and the
-other jobs go on; then the parent ends FAILED and the command exits 1, the summary saying which
+other jobs go on (dpo_exp.cli.hydra_app); then the parent ends FAILED and the command exits 1, the summary saying which
 job failed and why. Ctrl-C/SIGTERM or an error in the sweep process itself ends the parent KILLED
 or FAILED (dpo_exp.cli.on_abort); a SIGKILLed sweep's parent is marked KILLED by the next command
 that touches the store (dpo_exp.runs.reap).
@@ -34,8 +35,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-PARENT_ENV = "DPO_EXP_PARENT_RUN_ID"
-PARENT_FILE = ".dpo_exp_sweep.json"  # in the sweep dir: {"parent_run_id": ..., "tracking_uri": ...}
+from dpo_exp import cli, runs, summary, tracking
+from dpo_exp.config import UserError
+
 TAG_SWEEP = "dpo_exp.sweep_fingerprint"
 TAG_ROLE = "dpo_exp.role"
 
@@ -62,108 +64,78 @@ def sweep_name(config: DictConfig) -> str:
 
 class MLflowSweepCallback(Callback):
     def __init__(self) -> None:
-        self.parent_run_id: str | None = None
-        self.uri: str | None = None
+        self.parent: runs.Record | None = None
         self.forget_abort_hook = lambda: None
 
+    @cli.carry_user_errors  # Hydra turns a callback's exception into a warning and submits the jobs anyway
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from dpo_exp import cli, runs, tracking
-        from dpo_exp.config import UserError
-
-        self.uri = tracking.resolve_uri_from(config.tracking.uri)
-        try:
-            check_store_for_launcher(self.uri, str(config.hydra.launcher.get("_target_", "")))
-            tracking.check_store(self.uri)
-        except UserError as e:
-            # Hydra turns a callback's exception into a warning and submits the jobs anyway; stop here.
-            cli.error("dpo_exp", str(e))
-            sys.exit(2)
-        runs.reap(Path(str(config.paths.outputs)).expanduser().resolve(), self.uri)
-        client = tracking.open_client(self.uri)
-        experiment_id = tracking.get_or_create_experiment(client, config.tracking.experiment, self.uri)
+        uri = tracking.resolve_uri_from(config.tracking.uri)
+        check_store_for_launcher(uri, str(config.hydra.launcher.get("_target_", "")))
+        runs.open_store(uri, Path(str(config.paths.outputs)).expanduser().resolve())
+        client = tracking.open_client(uri)
+        experiment_id = tracking.get_or_create_experiment(client, config.tracking.experiment, uri)
         fingerprint = sweep_fingerprint(config)
         previous = client.search_runs(
             [experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{fingerprint}' and tags.`{TAG_ROLE}` = 'sweep'",
             order_by=["attributes.start_time DESC"], max_results=1)
-        if previous:
-            self.parent_run_id = previous[0].info.run_id
-            client.update_run(self.parent_run_id, status="RUNNING")
-            client.set_tag(self.parent_run_id, runs.TAG_OWNER, runs.owner())
-            cli.log(f"sweep: continuing parent run {self.parent_run_id} (finished jobs are skipped)")
-        else:
-            run = client.create_run(experiment_id, run_name=sweep_name(config),
-                                    tags={TAG_SWEEP: fingerprint, TAG_ROLE: "sweep", runs.TAG_OWNER: runs.owner(),
-                                          "dpo_exp.sweep_dir": str(Path(config.hydra.sweep.dir).resolve())})
-            self.parent_run_id = run.info.run_id
-            cli.log(f"sweep: parent run {self.parent_run_id} in {self.uri}")
-        os.environ[PARENT_ENV] = self.parent_run_id
         sweep_dir = Path(config.hydra.sweep.dir)
+        command = "python -m dpo_exp -m " + " ".join(str(o) for o in config.hydra.overrides.task)
+        self.parent = runs.Record.start(
+            uri, experiment=config.tracking.experiment, name=sweep_name(config),
+            run_id=previous[0].info.run_id if previous else None,
+            tags={TAG_SWEEP: fingerprint, TAG_ROLE: "sweep", "dpo_exp.sweep_dir": str(sweep_dir.resolve()),
+                  tracking.TAG_COMMAND: command, tracking.TAG_RUN_DIR: str(sweep_dir.resolve())})
+        if previous:
+            cli.log(f"sweep: continuing parent run {self.parent.run_id} (finished jobs are skipped)")
+        else:
+            cli.log(f"sweep: parent run {self.parent.run_id} in {uri}")
+        os.environ[runs.PARENT_ENV] = self.parent.run_id
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / PARENT_FILE).write_text(json.dumps({"parent_run_id": self.parent_run_id, "tracking_uri": self.uri}))
+        (sweep_dir / runs.PARENT_FILE).write_text(json.dumps({"parent_run_id": self.parent.run_id,
+                                                              "tracking_uri": uri}))
         # Whatever stops the sweep process from here on (a job's composition error, Ctrl-C/SIGTERM, a
         # crash) ends the parent FAILED or KILLED; a SIGKILL leaves it to the next command (runs.reap).
         self.forget_abort_hook = cli.on_abort(self.abort)
 
     def abort(self, status: str) -> None:
-        from dpo_exp import cli, tracking
-        from dpo_exp.tracking import TAG_ERROR
-
-        client = tracking.open_client(self.uri)
-        client.set_tag(self.parent_run_id, TAG_ERROR, "the sweep was interrupted" if status == "KILLED"
-                       else "the sweep process stopped on an error (see its console)")
-        client.set_terminated(self.parent_run_id, status=status)
-        os.environ.pop(PARENT_ENV, None)
-        cli.log(f"sweep parent run {self.parent_run_id} marked {status}; re-run the same command to continue it "
+        self.parent.abort(status)
+        os.environ.pop(runs.PARENT_ENV, None)
+        cli.log(f"sweep parent run {self.parent.run_id} marked {status}; re-run the same command to continue it "
                 "(finished jobs are skipped)")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.parent_run_id:
+        if self.parent is None:
             return
-        from dpo_exp import cli, report, tracking
-
-        client = tracking.open_client(self.uri)
+        parent_id = self.parent.run_id
+        client = tracking.open_client(self.parent.uri)
         out_dir = Path(config.hydra.sweep.dir) / "summary"
         try:
-            summary = report.build(self.uri, self.parent_run_id, out_dir)
-            print("\n" + summary.markdown, flush=True)
-            for path in summary.files:
-                client.log_artifact(self.parent_run_id, str(path), artifact_path="summary")
+            built = summary.build(self.parent.uri, parent_id, out_dir)
+            print("\n" + built.markdown, flush=True)
+            for path in built.files:
+                client.log_artifact(parent_id, str(path), artifact_path="summary")
         except Exception:  # noqa: BLE001 - Hydra would turn it into a warning and exit 0
             traceback.print_exc()
             cli.error("dpo_exp", "the sweep's summary could not be written (the error above); the jobs' own runs are "
-                      f"complete in MLflow. Rebuild it later: python -m dpo_exp.report {self.parent_run_id}")
+                      f"complete in MLflow. Rebuild it later: python -m dpo_exp.report {parent_id}")
             sys.exit(1)  # cli.run_command marks the parent FAILED
-        cli.log(f"sweep summary: {out_dir} (also on MLflow run {self.parent_run_id})")
-        failed = [row for row in summary.rows if row["status"] != "FINISHED"]
-        client.set_tag(self.parent_run_id, "dpo_exp.failed_jobs", str(len(failed)))
+        cli.log(f"sweep summary: {out_dir} (also on MLflow run {parent_id})")
+        failed = [row for row in built.rows if row["status"] != "FINISHED"]
+        client.set_tag(parent_id, "dpo_exp.failed_jobs", str(len(failed)))
         # Not FINISHED unless every job finished: a sweep with a hole in its grid is not a result.
-        client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
+        self.parent.finish("FAILED" if failed else "FINISHED",
+                           f"{len(failed)} of {len(built.rows)} jobs did not finish" if failed else None)
         self.forget_abort_hook()
-        os.environ.pop(PARENT_ENV, None)
+        os.environ.pop(runs.PARENT_ENV, None)
         if failed:
-            cli.log(f"sweep: {len(failed)} of {len(summary.rows)} jobs did not finish (listed above); parent run "
-                    f"{self.parent_run_id} marked FAILED. Fix what they say, then re-run the same command: finished "
+            cli.log(f"sweep: {len(failed)} of {len(built.rows)} jobs did not finish (listed above); parent run "
+                    f"{parent_id} marked FAILED. Fix what they say, then re-run the same command: finished "
                     "jobs are skipped, the others resume.")
             sys.exit(1)
 
 
-def job_parent(hydra_cfg) -> tuple[str | None, str | None]:
-    """(parent run id, the parent's tracking URI) for a sweep job.
-
-    From the environment when the launcher passed it on, else from the file the sweep wrote into
-    its directory (a Slurm cluster that submits with --export=NONE drops the environment).
-    """
-    try:
-        saved = json.loads((Path(hydra_cfg.sweep.dir) / PARENT_FILE).read_text())
-    except (OSError, ValueError):
-        saved = {}
-    return os.environ.get(PARENT_ENV) or saved.get("parent_run_id"), saved.get("tracking_uri")
-
-
 def check_store_for_launcher(uri: str, launcher: str) -> None:
     """Parallel jobs and a sqlite file: a warning on one machine, an error on a cluster."""
-    from dpo_exp.config import UserError
-
     if not uri.startswith("sqlite:") or launcher.endswith("BasicLauncher") or not launcher:
         return
     server = ("start `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$PWD/mlflow.db` "

@@ -7,8 +7,8 @@
   sweep line up in the UI's compare view. Metrics come from TRL through transformers'
   MLflowCallback (we only stop it from logging all TrainingArguments as params, and a resumed
   run from logging a step twice).
-- Status: `mlflow_run` ends a run FINISHED, FAILED or KILLED; dpo_exp.runs decides when (the
-  run's lifecycle lives there).
+- Status: `start_run` and `end_run` are the MLflow calls; dpo_exp.runs decides when (every
+  command's run lifecycle lives there).
 - A fresh sqlite store is created under a file lock, so runs started at once do not race MLflow's
   schema migration.
 """
@@ -34,6 +34,10 @@ TAG_FINGERPRINT = "dpo_exp.fingerprint"
 TAG_RUN_DIR = "dpo_exp.run_dir"
 TAG_COMMAND = "dpo_exp.command"
 TAG_ERROR = "dpo_exp.error"  # why a run FAILED or was KILLED
+TAG_OWNER = "dpo_exp.owner"  # "<pid>@<host>#<process start>": who is running this MLflow run (dpo_exp.runs)
+# The run's behaviour metric names its headline rates in this tag (`__main__` sets it), so a sweep's summary
+# (dpo_exp.summary) can show them before -> after, and their mean and spread over seeds.
+TAG_HEADLINE = "dpo_exp.behaviour.headline"
 
 
 def on_main_process(fn):
@@ -171,64 +175,63 @@ def get_or_create_experiment(client, name: str, uri: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-@contextlib.contextmanager
-def mlflow_run(cfg: Config, *, uri: str, run_name: str, fingerprint: str, run_dir: Path, command: str,
-               run_id: str | None = None, parent_run_id: str | None = None,
-               tags: dict[str, str] | None = None) -> Iterator[str]:
-    """Start (or, with `run_id`, reopen) the run; yield its id; end it FINISHED, FAILED (with the error as
-    the tag `dpo_exp.error`) or KILLED. A reopened run logs each (metric, step) it already holds only once.
+def start_run(uri: str, *, experiment: str, run_name: str, tags: dict[str, str], params: dict[str, str],
+              run_id: str | None = None) -> str:
+    """Create a run with `tags` and `params` in `experiment`, or, with `run_id`, reopen that one: RUNNING
+    again, `tags` set, the reason it stopped last time (`dpo_exp.error`) removed. Returns its id.
+    (dpo_exp.runs.Record calls this: it adds the owner and the common tags, and ends the run.)"""
+    from mlflow.entities import Param, RunStatus, RunTag
 
-    Ranks > 0 of a multi-process run yield None and touch nothing (rank 0 owns the run)."""
-    if not distributed.is_main():
-        yield None
-        return
+    client = open_client(uri)
+    if run_id is None:
+        experiment_id = get_or_create_experiment(client, experiment, uri)
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+        items = [Param(k, v[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's batch limit
+            client.log_batch(run_id, params=items[i : i + 100])
+        return run_id
+    client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    if TAG_ERROR in client.get_run(run_id).data.tags:  # why it stopped last time; running again now
+        client.delete_tag(run_id, TAG_ERROR)
+    return run_id
+
+
+@contextlib.contextmanager
+def active(uri: str, run_id: str) -> Iterator[None]:
+    """Within the block, `run_id` is MLflow's active run: the fluent API (`log_metrics`, `log_table`, ...,
+    and transformers' MLflowCallback) logs to it, each (metric, step) the run already holds only once."""
     import mlflow
 
     client = open_client(uri)
     mlflow.set_tracking_uri(uri)
-    experiment_id = get_or_create_experiment(client, cfg.tracking.experiment, uri)
-    tags = {TAG_FINGERPRINT: fingerprint, TAG_RUN_DIR: str(run_dir), TAG_COMMAND: command, **(tags or {})}
-    if parent_run_id:
-        tags["mlflow.parentRunId"] = parent_run_id
     _logged.clear()
-    if run_id is None:
-        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
-        run_id = run.info.run_id
-        params = flatten(cfg)
-        from mlflow.entities import Param
-
-        items = [Param(k, v[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), 100):  # MLflow's batch limit
-            client.log_batch(run_id, params=items[i : i + 100])
-    else:
-        for key in client.get_run(run_id).data.metrics:
-            _logged.update((key, m.step) for m in client.get_metric_history(run_id, key))
-        from mlflow.entities import RunTag
-
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        if TAG_ERROR in client.get_run(run_id).data.tags:  # why it stopped last time; running again now
-            client.delete_tag(run_id, TAG_ERROR)
-    active = mlflow.start_run(run_id=run_id)
-    status = "FINISHED"
+    for key in client.get_run(run_id).data.metrics:
+        _logged.update((key, m.step) for m in client.get_metric_history(run_id, key))
+    mlflow.start_run(run_id=run_id)
     try:
-        yield run_id
-    except (KeyboardInterrupt, SystemExit):
-        status = "KILLED"
-        raise
-    except BaseException as e:
-        status = "FAILED"
-        with contextlib.suppress(Exception):
-            client.set_tag(run_id, TAG_ERROR, f"{type(e).__name__}: {e}"[:5000])
-        raise
+        yield
     finally:
         _logged.clear()
-        try:
-            if mlflow.active_run() is None:  # something ended it early: reattach to set the status
-                mlflow.start_run(run_id=run_id)
+
+
+def end_run(uri: str, run_id: str, status: str, error: str | None = None) -> None:
+    """End the run: `status` (FINISHED, FAILED, KILLED), and why as the tag `dpo_exp.error`. Never raises:
+    it runs while the run's own error is on its way out, which must not be hidden (e.g. a full disk
+    under the store), so a failure here is said on the console."""
+    import mlflow
+
+    try:
+        client = open_client(uri)
+        if error:
+            client.set_tag(run_id, TAG_ERROR, error[:5000])
+        active_run = mlflow.active_run()
+        if active_run is not None and active_run.info.run_id == run_id:
             mlflow.end_run(status=status)
-        except Exception as e:  # noqa: BLE001 - e.g. a full disk under the store: never hide the run's own error
-            print(f"[dpo_exp] could not mark MLflow run {run_id} {status}: {e}", flush=True)
-        del active
+        else:  # not the active run (a sweep's parent), or something ended it early
+            client.set_terminated(run_id, status=status)
+    except Exception as e:  # noqa: BLE001
+        print(f"[dpo_exp] could not mark MLflow run {run_id} {status}: {e}", flush=True)
 
 
 # (metric, step) pairs the active run holds: a resumed run recomputes the steps after its checkpoint,
@@ -347,6 +350,17 @@ def log_folder(path: Path, artifact_path: str) -> None:
     import mlflow
 
     mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+
+
+def log_parallelism(trainer) -> None:
+    """How the run is spread over processes, as MLflow params `run.*` (the console line is ConsoleProgress's)."""
+    args = trainer.args
+    strategy = "deepspeed" if trainer.is_deepspeed_enabled else "fsdp" if trainer.is_fsdp_enabled else "ddp"
+    log_run_params({
+        "run.num_processes": str(args.world_size),
+        "run.global_batch_size": str(args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps),
+        "run.parallelism": strategy,
+    })
 
 
 @on_main_process

@@ -1,12 +1,17 @@
 """A run's lifecycle: resume finds the right run and the newest complete checkpoint; runs whose process is
-gone are found and marked KILLED."""
+gone are found and marked KILLED; a tracked run is RUNNING while open and ends in a true state, with why.
+(The same through the real commands, SIGKILL included: tests/test_lifecycle.py, tests/test_faults.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
-from dpo_exp import runs
+import pytest
+
+from conftest import compose
+from dpo_exp import config, runs, tracking
 
 
 def test_last_checkpoint_skips_one_interrupted_mid_save(tmp_path):
@@ -53,8 +58,6 @@ def test_reap_marks_a_dead_runs_state_and_mlflow_run_killed_and_says_so_once(tmp
     import socket
     import subprocess
 
-    from dpo_exp import tracking
-
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = tracking.open_client(uri)  # creates the store, under its lock
     exp = client.create_experiment("x")
@@ -75,3 +78,34 @@ def test_reap_marks_a_dead_runs_state_and_mlflow_run_killed_and_says_so_once(tmp
     assert runs.RunState.load(tmp_path / "out" / "a").status == "killed"
     assert runs.RunState.load(tmp_path / "out" / "b").status == "running"
     assert runs.reap(tmp_path / "out", uri) == [] and capsys.readouterr().out == ""  # once
+
+
+def test_tracked_runs_are_running_while_open_and_end_finished_failed_or_killed_with_why(tmp_path):
+    cfg = compose(["+debug=smoke"])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = runs.Job(cfg=cfg, run_dir=tmp_path / "run", run_name="r", command="python -m dpo_exp.x a=1", uri=uri,
+                   outputs=tmp_path / "outputs", resume=False, sweeping=False, parent_run_id=None)
+    runs.open_store(uri, job.outputs)
+    client = tracking.open_client(uri)
+    ended = {}
+    for case, error in (("finished", None), ("failed", ValueError("bad row 3")), ("killed", KeyboardInterrupt())):
+        with pytest.raises(type(error)) if error else contextlib.nullcontext():
+            with runs.tracked(job, experiment="x", params=config.flatten(cfg), tags={"dpo_exp.kind": case}) as run_id:
+                run = client.get_run(run_id)
+                assert run.info.status == "RUNNING" and run.data.tags[runs.TAG_OWNER] == runs.owner()
+                assert run.data.params["beta.value"] == str(cfg.beta.value)
+                if error:
+                    raise error
+        ended[case] = client.get_run(run_id)
+    assert ended["finished"].info.status == "FINISHED" and tracking.TAG_ERROR not in ended["finished"].data.tags
+    assert ended["failed"].info.status == "FAILED"
+    assert ended["failed"].data.tags[tracking.TAG_ERROR] == "ValueError: bad row 3"
+    assert ended["killed"].info.status == "KILLED" and ended["killed"].data.tags[tracking.TAG_ERROR] == runs.INTERRUPTED
+    tags = ended["finished"].data.tags
+    assert (tags["dpo_exp.command"], tags["dpo_exp.run_dir"], tags["dpo_exp.fingerprint"], tags["dpo_exp.kind"]) == (
+        job.command, str(job.run_dir), config.fingerprint(cfg), "finished")
+
+    # reopened (resume): RUNNING again, the reason it stopped removed, then FINISHED
+    with runs.tracked(job, experiment="x", params={}, run_id=ended["failed"].info.run_id):
+        assert tracking.TAG_ERROR not in client.get_run(ended["failed"].info.run_id).data.tags
+    assert client.get_run(ended["failed"].info.run_id).info.status == "FINISHED"

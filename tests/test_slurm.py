@@ -158,7 +158,7 @@ def test_slurm_sweep_with_export_none_and_a_requeued_job_resumes_into_the_same_r
     assert "Requeued job" in job_log + job_err, job_err[-3000:]
     assert f"continuing {job_dir}" in job_log and "resuming at step" in job_log, job_log[-3000:]
 
-    assert json.loads((sweep_dir / sweep.PARENT_FILE).read_text())["tracking_uri"] == mlflow_server
+    assert json.loads((sweep_dir / runs.PARENT_FILE).read_text())["tracking_uri"] == mlflow_server
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("sycophancy")
     all_runs = client.search_runs([experiment.experiment_id])

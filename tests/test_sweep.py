@@ -155,7 +155,7 @@ def test_mlflow_ui_shows_the_sweep_in_a_browser(workdir, mlflow_server):
 
 
 def test_over_seeds_reports_mean_and_spread_per_setting():
-    from dpo_exp.report import over_seeds
+    from dpo_exp.summary import over_seeds
 
     def row(beta, seed, after, status="FINISHED"):
         return {"beta.value": beta, "train.seed": seed, "status": status, "hold_rate before": 0.3,

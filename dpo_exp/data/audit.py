@@ -625,23 +625,9 @@ def standalone(conf: Config, out_dir: Path) -> Report:
     return report
 
 
-def log_standalone(conf: Config, report: Report, folder: Path, *, uri: str, command: str) -> str:
-    """An MLflow run in `<tracking.experiment>-data` with the report; returns its id."""
-    import mlflow
-    from mlflow.entities import Param
-    from dpo_exp import tracking
+def standalone_params(conf: Config) -> dict[str, str]:
+    """The MLflow params of a `python -m dpo_exp.audit` run: the keys that decide what it audits."""
     from dpo_exp.config import flatten
 
-    client = tracking.open_client(uri)
-    experiment_id = tracking.get_or_create_experiment(client, f"{conf.tracking.experiment}-data", uri)
-    name = conf.tracking.run_name or f"audit {Path(str(conf.data.path)).name}"
-    run = client.create_run(experiment_id, run_name=name, tags={tracking.TAG_COMMAND: command,
-                                                                "dpo_exp.kind": "audit"})
     keep = ("data.", "audit.", "model.", "train.max_length", "train.seed")
-    params = [Param(k, v[:6000]) for k, v in flatten(conf).items() if k.startswith(keep)]
-    for i in range(0, len(params), 100):  # MLflow's batch limit
-        client.log_batch(run.info.run_id, params=params[i:i + 100])
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run.info.run_id):
-        log_to_active_run(report, folder, artifact_path=None)
-    return run.info.run_id
+    return {k: v for k, v in flatten(conf).items() if k.startswith(keep)}

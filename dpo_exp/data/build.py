@@ -73,7 +73,7 @@ from typing import Any, Mapping, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from dpo_exp import config
+from dpo_exp import config, runs
 from dpo_exp.cli import log
 from dpo_exp.config import (PACKAGE_DIR, Config, DataFormat, HardwareConfig, ModelConfig, ModelSource, OnError,
                             PathsConfig, TrackingConfig, UserError)
@@ -1075,17 +1075,17 @@ def log_to_mlflow(out: Path, digest: str, report: str, s: Summary) -> None:
 # --- the run --------------------------------------------------------------------------------------
 
 
-def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None, progress: bool = True) -> Summary:
-    """The whole build. `judge`: a judge object to use instead of the configured one."""
-    from dpo_exp import adapters, models, runs, tracking
+def run(cfg: DictConfig, job: runs.Job, judge=None, progress: bool = True) -> Summary:
+    """The whole build, as `job` (dpo_exp.runs) asks. `judge`: a judge object to use instead of the configured one."""
+    from dpo_exp import adapters, models
 
     # 1-2. everything that can be wrong with the input fails here, before any model is loaded
+    run_dir, command, run_name, uri = job.run_dir, job.command, job.run_name, job.uri
     conf = to_object(cfg)
     temps, top_ps, out = check(conf, run_dir)
     prompt_set = load_prompts(conf.build)
     prompts = prompt_set.prompts
-    uri = tracking.resolve_uri_from(conf.tracking.uri)
-    tracking.check_store(uri)
+    runs.open_store(uri, job.outputs)  # the store checked; builds a dead process left RUNNING marked KILLED
     models.check_available(conf.model)
     adapter = None
     if conf.build.adapter:
@@ -1102,14 +1102,11 @@ def run(cfg: DictConfig, run_dir: Path, command: str, run_name: str, judge=None,
     log(f"prompts: {prompt_set.source}; {conf.build.n} candidates each = {len(specs)} replies")
 
     experiment = f"{conf.tracking.experiment}-data"
-    runs.reap(Path(conf.paths.outputs).expanduser().resolve(), uri)  # builds a SIGKILL left RUNNING: KILLED
     tracked = copy.deepcopy(cfg)
     tracked.tracking.experiment = experiment
     with contextlib.ExitStack() as stack:
         stack.callback(cache.close)
-        run_id = stack.enter_context(tracking.mlflow_run(tracked, uri=uri, run_name=run_name,
-                                                         fingerprint=config.fingerprint(cfg), run_dir=run_dir,
-                                                         command=command, tags={runs.TAG_OWNER: runs.owner()}))
+        run_id = stack.enter_context(runs.tracked(job, experiment=experiment, params=config.flatten(tracked)))
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 

@@ -49,20 +49,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from dpo_exp import adapters, config, plugins, runs
 from dpo_exp.adapters import Source, check_tokenizer  # noqa: F401 - check_tokenizer: re-exported
-from dpo_exp.cli import error, hydra_app, log, numeric_beta
+from dpo_exp.cli import hydra_app, log, numeric_beta
 from dpo_exp.config import Config, UserError
 
 BASE = "base"
@@ -414,11 +411,11 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
     from dpo_exp import data, models, tracking
     from dpo_exp.eval import behaviour
 
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
     # 1. config, data, sources, plug-ins: every input problem fails here, before the compared models load
     conf = config.to_object(cfg)
     names = check(conf)
+    job = runs.Job.from_hydra(cfg, app="dpo_exp.eval", name=" vs ".join(names))
+    run_dir = job.run_dir
     baseline = baseline_of(conf, names)
     metric = behaviour.from_config(conf.eval.behaviour)
     heldout = load_heldout(conf, metric)
@@ -426,9 +423,8 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
         raise UserError(f"No held-out prompts: {conf.data.heldout_path} yields none. Fix: add prompts to it.")
     splits = data.load_splits(conf.data, conf.train.seed)
     pairs = splits.eval[: conf.max_pairs] if conf.max_pairs else splits.eval
-    uri = tracking.resolve_uri_from(conf.tracking.uri)
-    tracking.check_store(uri)
-    runs.reap(Path(conf.paths.outputs).expanduser().resolve(), uri)  # runs a SIGKILL left RUNNING: KILLED
+    uri = job.uri
+    runs.open_store(uri, job.outputs)  # the store checked; runs a dead process left RUNNING marked KILLED
     models.check_available(conf.model)
     sources = resolve_sources(conf, uri, run_dir / "adapters")
     judge = make_judge(conf, heldout)
@@ -437,10 +433,7 @@ def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
 
     eval_conf = dataclasses.replace(conf, tracking=dataclasses.replace(
         conf.tracking, experiment=f"{conf.tracking.experiment}-eval"))
-    command = "python -m dpo_exp.eval " + " ".join(shlex.quote(o) for o in hydra_cfg.overrides.task)
-    with tracking.mlflow_run(eval_conf, uri=uri, run_name=conf.tracking.run_name or " vs ".join(names),
-                             fingerprint=config.fingerprint(cfg), run_dir=run_dir, command=command,
-                             tags={runs.TAG_OWNER: runs.owner()}) as run_id:
+    with runs.tracked(job, experiment=eval_conf.tracking.experiment, params=config.flatten(eval_conf)) as run_id:
         tracking.set_tags({f"dpo_exp.eval.model.{s.name}": s.spec for s in sources})
         results, rows, judge_name = compare(conf, splits, heldout, pairs, sources, judge, baseline, metric)
         report = report_markdown(conf, sources, baseline, results, rows, len(pairs), judge_name, metric)
@@ -526,11 +519,7 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
 
 @hydra_app("evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except UserError as e:
-        error("dpo_exp.eval", str(e))
-        sys.exit(2)
+    run(cfg)
 
 
 register()
