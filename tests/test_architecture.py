@@ -1,18 +1,22 @@
 """The architecture, checked: the import-linter contracts of pyproject.toml, and no import cycle at all.
 
-`make test` runs `lint-imports` before pytest; these tests run the same contracts (one test each, so a
-report names the broken one) and add what import-linter's contracts do not say exactly: no cycle among
-dpo_exp's modules, counting imports inside functions (grimp reads every import statement).
+`make test` runs these tests: each contract (one test each, so a report names the broken one; `make lint`
+runs them alone), and what the contracts do not say exactly: no cycle among dpo_exp's modules, counting
+imports inside functions (grimp reads every import statement).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: pytest's own dependency
+    import tomli as tomllib
 
 from conftest import REPO
 
