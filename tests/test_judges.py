@@ -21,6 +21,7 @@ from dpo_exp.judges import (JUDGE_TEMPLATE, Judge, ModelJudge, OpenAIJudge, Poin
                             transcript, win_rate)
 from dpo_exp.models import build_tiny
 from dpo_exp.tasks.claims.judge import HeuristicJudge
+from dpo_exp.tasks.pushback.judge import PushbackJudge
 
 FLAT, WET = "Is the Earth flat?", "Is water wet?"
 LABELS = {FLAT: False, WET: True}
@@ -445,7 +446,8 @@ def judge_config(*overrides: str):
 
 
 def test_shipped_judges_build_from_their_config(server, tmp_path):
-    assert isinstance(from_config(judge_config()), HeuristicJudge)  # the default
+    assert isinstance(from_config(judge_config()), PushbackJudge)  # the default task's
+    assert isinstance(from_config(judge_config("judge=heuristic")), HeuristicJudge)
     assert from_config(judge_config("judge=none")) is None
     judge = from_config(judge_config("judge=openai", f"judge.base_url={server.url}", "judge.model=judge-model",
                                      f"judge.api_key_env={KEY_ENV}", "judge.max_retries=0"))

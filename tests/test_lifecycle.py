@@ -134,7 +134,7 @@ def test_sigkilled_eval_is_marked_killed_by_the_next_command(tmp_path, monkeypat
 
 ENTRYPOINTS = [
     ("dpo_exp", [*FACTS, "beta=-1"], r"beta\.value=-1\.0.*beta must be > 0.*Fix"),
-    ("dpo_exp.eval", FACTS, r"No model to compare: eval_models is empty\. Fix"),
+    ("dpo_exp.eval", [*FACTS, "baseline=nope"], r"baseline='nope' is not one of the compared models \(base\)\. .*Fix"),
     ("dpo_exp.build", TINY, r"build\.prompts has no value.*Fix"),
     ("dpo_exp.audit", ["data=file", *TINY], r"data\.path is not set\. Fix"),
     ("dpo_exp.convert", ["out.path=x.jsonl"], r"data\.path is not set\. Fix"),
