@@ -25,8 +25,10 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) -m dpo_exp $(ARGS)
 
+# Two workers (pytest-xdist), one test module each at a time: most tests wait on a CLI subprocess or a
+# single-threaded training step, so two keep both cores busy. Caches they share are written atomically.
 test: setup
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" tests
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow tests
