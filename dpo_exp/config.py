@@ -218,7 +218,7 @@ class DistributedConfig:
         "help": "how N processes (torchrun / accelerate launch) share a run: `ddp` (a full copy per process, "
                 "gradients averaged; plain training with one process), `zero2` (DeepSpeed ZeRO-2: optimizer state "
                 "and gradients sharded), `zero3` (weights sharded too), `fsdp` (PyTorch FSDP2, CUDA GPUs only); "
-                "README, Scaling out"})
+                "docs/scaling.md"})
     offload: bool = field(default=False, metadata={
         "help": "zero2: optimizer state in CPU memory; zero3/fsdp: weights too"})
 
@@ -267,7 +267,7 @@ class DataConfig:
         "help": "`auto` (detected from the first row's keys), `preference` (prompt/chosen/rejected strings), "
                 "`conversational` (the same as lists of {role, content}), `sharegpt` (conversations "
                 "[{from, value}] plus chosen/rejected), `hh_rlhf` (\"\\n\\nHuman: ...\\n\\nAssistant: ...\" "
-                "transcripts), `ultrafeedback` (ultrafeedback_binarized rows); README, Data formats"})
+                "transcripts), `ultrafeedback` (ultrafeedback_binarized rows); docs/data.md, Data formats"})
     split: str = field(default="train", metadata={"help": "split to read from a datasets folder or hub id"})
     eval_path: Optional[str] = field(default=None, metadata={
         "help": "separate eval file; null = a seeded `eval_fraction` of `path`"})
@@ -442,7 +442,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"help": "MLflow"})
     paths: PathsConfig = field(default_factory=PathsConfig, metadata={"help": "where files go"})
     audit: AuditConfig = field(default_factory=AuditConfig, metadata={
-        "help": "data audit checks (`python -m dpo_exp.audit` and `data.audit`); README, Auditing data"})
+        "help": "data audit checks (`python -m dpo_exp.audit` and `data.audit`); docs/data.md, Auditing data"})
     stage: Stage = field(default=Stage.dpo, metadata={
         "help": "`dpo` (from the model as loaded; reference = that model), `sft` (SFT on the chosen replies "
                 "only), `sft_dpo` (SFT, then DPO from the SFT adapter; reference = the SFT model)"})

@@ -172,7 +172,7 @@ def resolve_device_dtype(hw: HardwareConfig) -> tuple[str, "torch.dtype"]:
         raise UserError(
             "hardware.device=cuda but PyTorch sees no CUDA GPU (torch.cuda.is_available() is False; this "
             f"torch is {torch.__version__}). Fix: use hardware=cpu or hardware=auto here, or install a CUDA build "
-            "of torch on a GPU machine (see README, GPU setup)."
+            "of torch on a GPU machine (see docs/operating.md, GPU machines)."
         )
     device = "cuda" if hw.device == Device.cuda or (hw.device == Device.auto and cuda) else "cpu"
     if device == "cuda":

@@ -146,7 +146,7 @@ def check_store_for_launcher(uri: str, launcher: str) -> None:
             f"{uri}: sqlite on a shared filesystem is not safe for concurrent writers, and a node may not see the "
             "file at all. Fix: on the login node, `mlflow server --host 0.0.0.0 --port 5000 --allowed-hosts "
             "\"$(hostname),$(hostname):5000\" --backend-store-uri sqlite:///$PWD/mlflow.db --artifacts-destination "
-            "$PWD/mlartifacts`, then pass tracking.uri=http://<login node>:5000 (README, Scaling out)."
+            "$PWD/mlartifacts`, then pass tracking.uri=http://<login node>:5000 (docs/scaling.md)."
         )
     print(f"[dpo_exp] warning: parallel sweep jobs ({launcher.rsplit('.', 1)[-1]}) write to the sqlite file {uri}, "
           f"which serialises them and can fail with 'database is locked'. For parallel jobs {server}.",

@@ -165,6 +165,6 @@ def size_warnings(splits: Splits, cfg, audited: bool = False) -> dict[str, str]:
     total = splits.read or splits.skipped + len(splits.train) + len(splits.eval)
     if not audited and splits.skipped and splits.skipped * 2 > total:
         found["skipped_rows"] = (f"{splits.skipped} of {total} rows were malformed and skipped (data.on_error=skip): "
-                                 "most of the file. Check data.format against the file's layout (README, Data "
+                                 "most of the file. Check data.format against the file's layout (docs/data.md, Data "
                                  "formats), or run with data.on_error=error to see the first bad row.")
     return found

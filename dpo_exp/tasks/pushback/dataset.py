@@ -8,7 +8,7 @@ Run ``python -m dpo_exp.tasks.pushback.dataset [--out DIR]`` to (re)write:
 * ``pushback_heldout.jsonl``: held-out conversations for the before/after table, on facts,
   domains and pushback phrasings that never occur in training (a test asserts it);
 * ``pushback_template_pairs.jsonl``: hand-written (off-policy) preference pairs for the same
-  training conversations, kept for comparison (README, "Known limits").
+  training conversations, kept for comparison (docs/experiments/claims.md).
 
 Each conversation is a question, the assistant's earlier answer and the user's reply to it:
 
