@@ -175,8 +175,12 @@ def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[di
     if not heldout or conf.eval.max_new_tokens <= 0:
         return {}
     t0 = time.time()
-    rows = evaluate.before_after(model, tokenizer, heldout, as_reference, max_new_tokens=conf.eval.max_new_tokens,
-                                 batch_size=conf.train.eval_batch_size)
+    decoding = dict(max_new_tokens=conf.eval.max_new_tokens, batch_size=conf.train.eval_batch_size)
+    cache_dir = Path(conf.paths.cache).expanduser() / "heldout_before" if conf.eval.cache_before else None
+    before, reused = evaluate.reference_replies(model, tokenizer, heldout, as_reference, cache_dir=cache_dir,
+                                                **decoding)
+    tracking.set_tags({"dpo_exp.heldout_before": "cached" if reused else "computed"})
+    rows = evaluate.before_after(model, tokenizer, heldout, before, **decoding)
     behaviour = {}
     if metric is not None:
         behaviour = evaluate.behaviour_metrics(metric, heldout, rows)
@@ -186,7 +190,8 @@ def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[di
     tracking.log_metrics(behaviour, step)
     tracking.log_table(rows, "heldout_generations.json")
     tracking.log_text_artifact(generations_markdown(rows), "heldout_generations.md")
-    log(f"held-out before/after generations: {len(rows)} prompts in {time.time() - t0:.1f} s")
+    log(f"held-out before/after generations: {len(rows)} prompts in {time.time() - t0:.1f} s"
+        + (" (before: reused from an earlier run with the same reference and prompts)" if reused else ""))
     return behaviour
 
 

@@ -352,6 +352,10 @@ class EvalConfig:
         "help": "cap on held-out prompts for the before/after generations; null = all"})
     max_new_tokens: int = field(default=48, metadata={
         "help": "tokens per greedy generation in the before/after table"})
+    cache_before: bool = field(default=True, metadata={
+        "help": "keep the reference's greedy held-out replies (the table's \"before\" column) in "
+                "`paths.cache/heldout_before`, keyed by the reference weights, prompt tokens and decoding, so "
+                "every later run (a sweep's jobs, other seeds) that shares them generates only the \"after\" column"})
     # Any, as data.where: the node's options depend on the class.
     behaviour: Any = field(default=None, metadata={
         "help": "the behaviour metric on held-out generations (group `eval/behaviour`): a `_target_` node naming "
@@ -422,7 +426,7 @@ class PathsConfig:
     outputs: str = field(default="outputs", metadata={
         "help": "run directories (checkpoints, adapter, resolved config)"})
     cache: str = field(default="~/.cache/dpo_exp", metadata={
-        "help": "converted models, reference log-probs, the build cache"})
+        "help": "converted models, reference log-probs and held-out replies (reused across runs), the build cache"})
 
 
 @dataclass

@@ -24,10 +24,15 @@ and successive evaluations reuse the same random stream (less noise between poin
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+from pathlib import Path
 from typing import Callable, ContextManager, Iterator
 
 import torch
+
+from dpo_exp import cache
 
 
 def render_prompts(tokenizer, prompts: list[list[dict]]) -> list[str]:
@@ -170,19 +175,42 @@ def adapter_disabled(model) -> Callable[[], ContextManager]:
     return ctx
 
 
-def before_after(policy, tokenizer, heldout: list[dict], as_reference: Callable[[], ContextManager], *,
-                 max_new_tokens: int, batch_size: int = 16) -> list[dict]:
-    """Greedy generations on held-out prompts from the reference (before) and the policy (after)."""
+def reference_replies(policy, tokenizer, heldout: list[dict], as_reference: Callable[[], ContextManager], *,
+                      max_new_tokens: int, batch_size: int = 16, cache_dir: Path | None = None) -> tuple[list[str], bool]:
+    """Greedy replies of the reference to the held-out prompts (the "before" column), and whether they came
+    from `cache_dir`: there they are kept once per reference weights, prompt tokens and decoding
+    (`dpo_exp.cache`), so the runs of a sweep and every later run of the same task generate them once."""
     prompts = [row["prompt"] for row in heldout]
-    after = generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, sample=False, batch_size=batch_size)
+
+    def generate_them() -> list[str]:
+        with as_reference() as ref:
+            return [decode(tokenizer, c) for _, c in generate(ref or policy, tokenizer, prompts,
+                                                              max_new_tokens=max_new_tokens, sample=False,
+                                                              batch_size=batch_size)]
+
+    if cache_dir is None:
+        return generate_them(), False
     with as_reference() as ref:
-        before = generate(ref or policy, tokenizer, prompts, max_new_tokens=max_new_tokens, sample=False,
-                          batch_size=batch_size)
+        h = hashlib.sha256(cache.base_weights_hash(ref or policy).encode())
+    for ids in tokenizer(render_prompts(tokenizer, prompts), add_special_tokens=False)["input_ids"]:
+        h.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes() + b"|")
+    # Greedy decoding is a function of these too: the batch's left padding, the dtype and kernels.
+    param = next(policy.parameters())
+    h.update(json.dumps([max_new_tokens, batch_size, str(param.dtype), param.device.type, torch.__version__,
+                         tokenizer.eos_token_id, tokenizer.pad_token_id]).encode())
+    return cache.json_cached(Path(cache_dir) / f"{h.hexdigest()[:24]}.json", generate_them)
+
+
+def before_after(policy, tokenizer, heldout: list[dict], before: list[str], *, max_new_tokens: int,
+                 batch_size: int = 16) -> list[dict]:
+    """The held-out generations table: each row's fields, the reference's reply (`before`, from
+    `reference_replies`) and the policy's greedy reply (after)."""
+    after = generate(policy, tokenizer, [row["prompt"] for row in heldout], max_new_tokens=max_new_tokens,
+                     sample=False, batch_size=batch_size)
     rows = []
-    for row, (_, b), (_, a) in zip(heldout, before, after):
+    for row, b, (_, a) in zip(heldout, before, after):
         extra = {k: v for k, v in row.items() if k != "prompt"}
-        rows.append({"prompt": row["prompt"][-1]["content"], **extra,
-                     "before": decode(tokenizer, b), "after": decode(tokenizer, a)})
+        rows.append({"prompt": row["prompt"][-1]["content"], **extra, "before": b, "after": decode(tokenizer, a)})
     return rows
 
 

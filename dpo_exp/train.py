@@ -12,7 +12,6 @@ separate frozen copy. Reference log-probs are precomputed once by default.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import math
 import os
@@ -27,6 +26,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
 from dpo_exp import distributed, evaluate
+from dpo_exp.cache import base_weights_hash, file_lock
 from dpo_exp.config import Config, UserError
 from dpo_exp.monitor import DPOMonitor
 
@@ -91,24 +91,6 @@ def dpo_config(cfg: Config, run_dir: Path, *, has_eval: bool, run_name: str, bf1
     )
 
 
-def base_weights_hash(model) -> str:
-    """Hash of the weights the reference uses: every parameter but the trained adapter's.
-
-    TRL's own cache key hashes the freshly initialised LoRA weights too, so it misses across
-    seeds although the reference is the same. A 'ref' adapter (training started from an SFT
-    adapter) is part of the reference and stays in the hash.
-    """
-    h = hashlib.sha256()
-    for name, param in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        if "lora_" in name and ".default." in name:
-            continue
-        # PEFT renames a wrapped layer's weight to `<layer>.base_layer.weight`: the same reference
-        # weights under any LoRA target set, so strip it and share the cache across presets.
-        h.update(name.removeprefix("base_model.model.").replace(".base_layer.", ".").encode())
-        h.update(param.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def dataset_hash(dataset) -> str:
     """Hash of TRL's tokenized columns: changes with the data, the tokenizer and max_length."""
     h = hashlib.sha256()
@@ -117,17 +99,6 @@ def dataset_hash(dataset) -> str:
             h.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes())
             h.update(b"|")
     return h.hexdigest()
-
-
-@contextlib.contextmanager
-def file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # parallel sweep jobs wait; one computes, the rest load
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DPOExpTrainer(DPOTrainer):

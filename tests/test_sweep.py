@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,16 @@ def test_grid_sweep_groups_children_shares_the_reference_pass_and_summarises(wor
     events = sorted(c.data.tags["dpo_exp.ref_logps.train"] for c in children)
     assert events == ["cached", "cached", "cached", "computed"]
     assert len(list((workdir / "cache" / "ref_logps").glob("*.pt"))) == 2  # train and eval splits
+    # So did the reference's greedy held-out replies (the "before" column): generated once, the same in every job.
+    events = sorted(c.data.tags["dpo_exp.heldout_before"] for c in children)
+    assert events == ["cached", "cached", "cached", "computed"]
+    assert len(list((workdir / "cache" / "heldout_before").glob("*.json"))) == 1
+    columns = []
+    for child in children:
+        table = json.loads(Path(client.download_artifacts(child.info.run_id, "heldout_generations.json",
+                                                          str(workdir / child.info.run_id))).read_text())
+        columns.append([row[table["columns"].index("before")] for row in table["data"]])
+    assert columns[0] and all(c == columns[0] for c in columns)
 
     # Summary: printed, written, logged on the parent, and equal to the children's metrics.
     assert "| run |" in out.stdout and "eval margin" in out.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, all_runs, compose, mlflow_client, run_cli
-from dpo_exp import config, data, models, runs, train
+from dpo_exp import cache, config, data, models, runs, train
 from dpo_exp.config import LossType
 
 SMOKE = ["+experiment=sycophancy_facts", "+debug=smoke"]
@@ -88,7 +88,7 @@ def test_verdict_probe_matches_the_reference_until_training_moves_it(tmp_path, m
 
 def test_reference_cache_key_ignores_which_layers_carry_lora(tmp_path, monkeypatch):
     """The reference is the base model whatever the LoRA targets, so a lora sweep reuses one reference pass."""
-    hashes = {train.base_weights_hash(tiny_trainer(tmp_path / preset, monkeypatch, [f"lora={preset}"]).model)
+    hashes = {cache.base_weights_hash(tiny_trainer(tmp_path / preset, monkeypatch, [f"lora={preset}"]).model)
               for preset in ("attn", "all_linear")}
     assert len(hashes) == 1
 
