@@ -157,7 +157,7 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], record:
     # 6. held-out before/after generations
     metrics = train.final_metrics(trainer)
     metrics.update(heldout_before_after(conf, trainer.model, tokenizer, heldout, evaluate.reference_context(trainer),
-                                        step, metric))
+                                        step, metric, reference_hash=trainer.reference_weights_hash))
 
     # 7. save and log the adapter (or full model), tokenizer included
     trainer.save_model(str(run_dir / "adapter"))
@@ -167,9 +167,10 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], record:
 
 
 def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[dict], as_reference, step: int,
-                         metric=None) -> dict:
+                         metric=None, reference_hash=None) -> dict:
     """Greedy generations of the reference (before) and the trained model (after), logged as a table, and the
-    behaviour metric (`eval.behaviour`, if any) on them: `heldout/{before,after}/<key>`."""
+    behaviour metric (`eval.behaviour`, if any) on them: `heldout/{before,after}/<key>`. `reference_hash`: how to
+    get the reference's weights hash when the trainer has it (asked only when the replies' cache needs it)."""
     from dpo_exp import evaluate, tracking
 
     if not heldout or conf.eval.max_new_tokens <= 0:
@@ -178,7 +179,7 @@ def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[di
     decoding = dict(max_new_tokens=conf.eval.max_new_tokens, batch_size=conf.train.eval_batch_size)
     cache_dir = Path(conf.paths.cache).expanduser() / "heldout_before" if conf.eval.cache_before else None
     before, reused = evaluate.reference_replies(model, tokenizer, heldout, as_reference, cache_dir=cache_dir,
-                                                **decoding)
+                                                reference_hash=reference_hash, **decoding)
     tracking.set_tags({"dpo_exp.heldout_before": "cached" if reused else "computed"})
     rows = evaluate.before_after(model, tokenizer, heldout, before, **decoding)
     behaviour = {}

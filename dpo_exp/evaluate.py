@@ -176,10 +176,12 @@ def adapter_disabled(model) -> Callable[[], ContextManager]:
 
 
 def reference_replies(policy, tokenizer, heldout: list[dict], as_reference: Callable[[], ContextManager], *,
-                      max_new_tokens: int, batch_size: int = 16, cache_dir: Path | None = None) -> tuple[list[str], bool]:
+                      max_new_tokens: int, batch_size: int = 16, cache_dir: Path | None = None,
+                      reference_hash: Callable[[], str] | None = None) -> tuple[list[str], bool]:
     """Greedy replies of the reference to the held-out prompts (the "before" column), and whether they came
     from `cache_dir`: there they are kept once per reference weights, prompt tokens and decoding
-    (`dpo_exp.cache`), so the runs of a sweep and every later run of the same task generate them once."""
+    (`dpo_exp.cache`), so the runs of a sweep and every later run of the same task generate them once.
+    `reference_hash`: returns the reference's `cache.base_weights_hash` when the caller keeps it (a trainer)."""
     prompts = [row["prompt"] for row in heldout]
 
     def generate_them() -> list[str]:
@@ -190,8 +192,12 @@ def reference_replies(policy, tokenizer, heldout: list[dict], as_reference: Call
 
     if cache_dir is None:
         return generate_them(), False
-    with as_reference() as ref:
-        h = hashlib.sha256(cache.base_weights_hash(ref or policy).encode())
+    if reference_hash is None:
+        with as_reference() as ref:
+            weights = cache.base_weights_hash(ref or policy)
+    else:
+        weights = reference_hash()
+    h = hashlib.sha256(weights.encode())
     for ids in tokenizer(render_prompts(tokenizer, prompts), add_special_tokens=False)["input_ids"]:
         h.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes() + b"|")
     # Greedy decoding is a function of these too: the batch's left padding, the dtype and kernels.

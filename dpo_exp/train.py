@@ -117,6 +117,13 @@ class DPOExpTrainer(DPOTrainer):
         self.group_by_length = group_by_length
         self.last_kl: dict[str, float] = {}
 
+    def reference_weights_hash(self) -> str:
+        """`base_weights_hash` of the reference, computed once per trainer (it reads every weight): the key of
+        the reference pass's cache and of the held-out replies' (`evaluate.reference_replies`)."""
+        if not hasattr(self, "_ref_weights_hash"):
+            self._ref_weights_hash = base_weights_hash(self.ref_model or self.model)
+        return self._ref_weights_hash
+
     def _precompute_ref_logps(self, dataset, name: str, batch_size: int):
         """TRL's reference pass, cached under `paths.cache/ref_logps` by what the reference sees.
 
@@ -128,9 +135,7 @@ class DPOExpTrainer(DPOTrainer):
         """
         if self.ref_cache_dir is None:
             return self._with_ref_columns(dataset, self._compute_ref_logps(dataset, name, batch_size))
-        if not hasattr(self, "_ref_weights_hash"):
-            self._ref_weights_hash = base_weights_hash(self.ref_model or self.model)
-        key = hashlib.sha256(f"{self._ref_weights_hash}:{dataset_hash(dataset)}:{batch_size}:{self.ld_alpha}".encode()
+        key = hashlib.sha256(f"{self.reference_weights_hash()}:{dataset_hash(dataset)}:{batch_size}:{self.ld_alpha}".encode()
                              ).hexdigest()[:24]
         path = self.ref_cache_dir / f"{key}.pt"
         lock = file_lock(self.ref_cache_dir / f"{key}.lock") if distributed.is_main() else contextlib.nullcontext()
