@@ -252,29 +252,23 @@ def record_failed_run(cfg, *, uri: str, run_name: str, parent_run_id: str | None
                       error: str) -> None:
     """A FAILED run for a sweep job that stopped before training (e.g. an invalid value in the grid).
     A job that already has such a record under this parent (a re-run sweep) updates it instead."""
-    from mlflow.entities import Param
-
     client = open_client(uri)
-    experiment_id = get_or_create_experiment(client, cfg.tracking.experiment, uri)
-    tags = {TAG_ERROR: error[:5000], TAG_FINGERPRINT: fingerprint}
+    tags = {TAG_FINGERPRINT: fingerprint}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
+        experiment_id = get_or_create_experiment(client, cfg.tracking.experiment, uri)
         earlier = client.search_runs([experiment_id], filter_string=(
             f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`{TAG_FINGERPRINT}` = '{fingerprint}'"),
             max_results=1)
         if earlier:
-            for key, value in tags.items():
-                client.set_tag(earlier[0].info.run_id, key, value)
-            client.set_terminated(earlier[0].info.run_id, status="FAILED")
+            end_run(uri, earlier[0].info.run_id, "FAILED", error)
             return
-    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     try:
-        params = [Param(k, v[:6000]) for k, v in flatten(cfg).items()]
+        params = flatten(cfg)
     except Exception:  # values that cannot even be resolved: the error tag says why
-        params = []
-    for i in range(0, len(params), 100):
-        client.log_batch(run.info.run_id, params=params[i : i + 100])
-    client.set_terminated(run.info.run_id, status="FAILED")
+        params = {}
+    end_run(uri, start_run(uri, experiment=cfg.tracking.experiment, run_name=run_name, tags=tags, params=params),
+            "FAILED", error)
 
 
 def running_runs(uri: str, owner_tag: str) -> list[tuple[str, str, str]]:
