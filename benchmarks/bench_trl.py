@@ -6,10 +6,11 @@
 
 Variants, each in its own process (wall time from process start to exit; peak RSS of that process):
   dpo_exp   `python -m dpo_exp` with its defaults (precomputed reference log-probs, length-grouped
-            batches, no gradient checkpointing except in 4-bit), evaluation and held-out generation off
-            so that all three do the same work (they still log to MLflow and save the adapter). Its
-            reference cache is off (`train.cache_ref_log_probs=false`): the reference pass is always
-            computed and timed.
+            batches, the shared-prefix forward, no gradient checkpointing except in 4-bit), evaluation
+            and held-out generation off so that all do the same work (they still log to MLflow and save
+            the adapter). Its reference cache is off (`train.cache_ref_log_probs=false`): the reference
+            pass is always computed and timed.
+  dpo_exp_standard  the same with `train.forward=standard` (TRL's own forward: dpo_exp before issue 18).
   tutorial  DPOTrainer with TRL's default DPOConfig except what the machine forces (bf16=False on a
             CPU): gradient checkpointing on, reference computed online at every step.
   tuned     a hand-tuned plain script with dpo_exp's precision and checkpointing (off, on in 4-bit) and
@@ -58,7 +59,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STEPTIMER = REPO / "benchmarks" / "steptimer.py"
-VARIANTS = ("dpo_exp", "tuned", "tutorial")
+VARIANTS = ("dpo_exp", "dpo_exp_standard", "tuned", "tutorial")
+DEFAULT_VARIANTS = ("dpo_exp", "tuned", "tutorial")
 # --data NAME -> dpo_exp's data config group: its file, filter and shuffle (the files may move).
 DATA_PRESETS = {"claims": "sycophancy_facts", "pushback": "sycophancy"}
 
@@ -100,16 +102,35 @@ trainer.train()
 '''
 
 
-def run(cmd: list[str], cwd: Path, env: dict, log: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GiB) of one child process, from its own rusage."""
-    start = time.time()
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the CPUs this process may run on (`taskset`) have spent busy since boot (/proc/stat),
+    None off Linux."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    cores = os.sched_getaffinity(0)
+    mine = [line for line in lines if re.match(r"cpu(\d+) ", line) and int(line.split()[0][3:]) in cores]
+    total = 0.0
+    for line in mine:
+        fields = [int(x) for x in line.split()[1:]]
+        total += sum(fields[:8]) - fields[3] - fields[4]  # less idle and iowait
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run(cmd: list[str], cwd: Path, env: dict, log: Path) -> tuple[float, float, float | None]:
+    """Wall seconds and peak RSS (GiB) of one child process, from its own rusage, and the CPU seconds every
+    other process used meanwhile on the CPUs the child may use (a timing is only a measurement when that is ~0;
+    under `taskset -c 0` the other cores' work does not count)."""
+    start, busy = time.time(), busy_cpu_seconds()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.time() - start
+    others = None if busy is None else max(0.0, busy_cpu_seconds() - busy - usage.ru_utime - usage.ru_stime)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{cmd[:6]} failed; its output is in {log}:\n{log.read_text()[-3000:]}")
-    return wall, usage.ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+    return wall, usage.ru_maxrss / 2**20, others  # ru_maxrss is in KiB on Linux
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -277,7 +298,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps, warm-up included")
     parser.add_argument("--pairs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                        help=f"comma-separated, among {','.join(VARIANTS)}")
     parser.add_argument("--model", choices=["bundled", "random"], default="bundled")
     parser.add_argument("--architecture", default="qwen2.5-0.5b", help="--model random: dpo_exp/architectures/<name>")
     parser.add_argument("--arch-override", action="append", default=[], metavar="KEY=VALUE",
@@ -297,6 +319,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--summary", type=Path, default=None, help="write the summary here as JSON")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results.jsonl")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
+    if unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown)}; choose among {', '.join(VARIANTS)}")
     args.cache = str(Path(args.cache).expanduser().resolve())  # Hydra's grammar has no `~`; a child's cwd differs
     return args
 
@@ -348,19 +373,22 @@ def main() -> None:
         timer = [sys.executable, str(STEPTIMER), "--out", str(work / f"{variant}.steps.json")]
         if args.profile:
             timer += ["--profile-step", str(steps), "--profile-out", str(work / f"{variant}.profile.txt")]
-        if variant == "dpo_exp":
+        if variant.startswith("dpo_exp"):
             cmd = [*timer, "--", "-m", "dpo_exp", *dpo_exp_args(args, data_file=data_file, steps=steps,
                                                                 max_length=max_length, out_dir=out_dir,
                                                                 overrides=overrides)]
+            if variant == "dpo_exp_standard":
+                cmd.append("train.forward=standard")
         else:
             script = work / "plain.py"
             script.write_text(PLAIN)
             settings = dict(model_dir=str(model_dir), data_file=str(data_file), out_dir=str(out_dir), variant=variant,
                             steps=steps, batch_size=args.batch_size, hardware=args.hardware, max_length=max_length)
             cmd = [*timer, "--", str(script), json.dumps(settings)]
-        wall, peak = run(cmd, work, env, work / f"{variant}.log")
+        wall, peak, others = run(cmd, work, env, work / f"{variant}.log")
         record = json.loads((work / f"{variant}.steps.json").read_text())
         results[variant] = {"seconds": round(wall, 1), "peak_rss_gib": round(peak, 2),
+                            "other_processes_cpu_s": None if others is None else round(others, 1),
                             **summarize(record, args.warmup_steps), "cuda": record.get("cuda"),
                             "model": record.get("model")}
         r = results[variant]
@@ -369,6 +397,8 @@ def main() -> None:
             line += f"   step {r['step_s_median'] * 1000:.0f} ms   {r['tokens_per_s']:,.0f} tokens/s"
         if r.get("cuda"):
             line += f"   peak GPU {r['cuda']['peak_allocated_gib']:.2f} GiB"
+        if others is not None:
+            line += f"   other processes {others:.0f} CPU-s" + ("  (NOT QUIET: not a measurement)" if others > 0.05 * wall else "")
         print(line, flush=True)
     models_after = sorted(p.name for p in (Path(args.cache).expanduser() / "models").iterdir())
     if models_after != models_before:  # dpo_exp built its own random model: the variants differ in weights
@@ -393,14 +423,14 @@ def main() -> None:
         "max_length": max_length, "data": args.data, "dpo_exp_args": args.dpo_exp_arg, "warmup_steps": args.warmup_steps, "profiled": args.profile,
         "shape": shape, "peak_bf16_tflops": peak, "results": results,
     }
-    if "dpo_exp" in results:
-        for other in ("tuned", "tutorial"):
-            if other in results:
-                record[f"dpo_exp/{other}"] = round(results["dpo_exp"]["seconds"] / results[other]["seconds"], 3)
-                line = f"dpo_exp / {other}: {record[f'dpo_exp/{other}']:.2f}x wall time"
-                if results["dpo_exp"].get("tokens_per_s") and results[other].get("tokens_per_s"):
-                    speed = results["dpo_exp"]["tokens_per_s"] / results[other]["tokens_per_s"]
-                    record[f"dpo_exp/{other} tokens_per_s"] = round(speed, 3)
+    for ours in ("dpo_exp", "dpo_exp_standard"):
+        for other in ("dpo_exp_standard", "tuned", "tutorial"):
+            if ours in results and other in results and other != ours:
+                record[f"{ours}/{other}"] = round(results[ours]["seconds"] / results[other]["seconds"], 3)
+                line = f"{ours} / {other}: {record[f'{ours}/{other}']:.2f}x wall time"
+                if results[ours].get("tokens_per_s") and results[other].get("tokens_per_s"):
+                    speed = results[ours]["tokens_per_s"] / results[other]["tokens_per_s"]
+                    record[f"{ours}/{other} tokens_per_s"] = round(speed, 3)
                     line += f", {speed:.2f}x steady-state tokens/s"
                 print(line)
     if args.summary:

@@ -144,6 +144,8 @@ def train_and_evaluate(conf: config.Config, splits, heldout: list[dict], record:
     tracking.log_parallelism(trainer)
     tracking.set_tags({f"dpo_exp.ref_logps.{split}": how for split, how in trainer.ref_cache_events.items()})
     trainer.train(resume_from_checkpoint=str(record.checkpoint) if record.checkpoint else None)
+    if trainer.start_eval_event:
+        tracking.set_tags({"dpo_exp.eval_start": trainer.start_eval_event})
     stopper = next(c for c in trainer.callback_handler.callbacks if isinstance(c, train.StopOnNonFinite))
     if stopper.bad_step is not None:
         raise UserError(f"Training diverged: the loss was not finite at step {stopper.bad_step}, so the run stopped "

@@ -122,6 +122,11 @@ TORCH_OPTIMIZERS = {Optimizer.adamw_torch, Optimizer.adamw_torch_fused, Optimize
                     Optimizer.adagrad, Optimizer.rmsprop}
 
 
+class Forward(str, Enum):
+    shared_prefix = "shared_prefix"
+    standard = "standard"
+
+
 class Stage(str, Enum):
     dpo = "dpo"  # DPO from the model as loaded (reference = that model)
     sft = "sft"  # SFT on the chosen replies only
@@ -326,6 +331,11 @@ class TrainConfig:
     torch_compile: bool = field(default=False, metadata={
         "help": "`torch.compile` the trained model (the Trainer's `torch_compile`; the reference pass runs "
                 "uncompiled): fuses element-wise work on a GPU; each new batch shape compiles first"})
+    forward: Forward = field(default=Forward.shared_prefix, metadata={
+        "help": "the DPO forward: `shared_prefix` runs each pair as one row, its prompt once and chosen and "
+                "rejected both attending to it, and scores the reply tokens only (dpo_exp/shared_prefix.py; same "
+                "log-probs within 1e-4); `standard` is TRL's own (prompt + chosen and prompt + rejected rows). "
+                "Falls back to `standard`, saying why, where the layout cannot apply"})
     optim: Optimizer = field(default=Optimizer.adamw_torch, metadata={
         "help": "transformers' optimizer name: the torch ones, and bitsandbytes' 8-bit/paged AdamW, Lion, "
                 "AdEMAMix, RMSprop (those need the `gpu` extra)"})
@@ -344,6 +354,10 @@ class SFTStageConfig:
 class EvalConfig:
     at_start: bool = field(default=True, metadata={
         "help": "evaluate before step 1, so curves start at the reference (KL = 0)"})
+    cache_start: bool = field(default=True, metadata={
+        "help": "keep that step-0 evaluation in `paths.cache/eval_start`, keyed by the reference and starting "
+                "weights, eval pairs, loss, beta, KL settings and seed, so a second run with the same start "
+                "(another learning rate, more steps, a re-run) reuses it; one process only"})
     kl_prompts: int = field(default=8, metadata={
         "help": "eval prompts for the sampled KL(policy || reference) estimate; 0 = off"})
     kl_samples_per_prompt: int = field(default=2, metadata={"help": "samples per prompt of the KL estimate"})

@@ -4,6 +4,8 @@
   to TRL's per-mode metrics before TRL logs them, so `eval_kl/sampled` sits beside
   `eval_rewards/margins` at every evaluation, in the console, in trainer state and in MLflow.
 - Length-grouped batches computed from TRL's own tokenized columns (less padding per step).
+- `train.forward=shared_prefix` (the default): TRL's loss and reference pass call the model through
+  `dpo_exp.shared_prefix.SharedPrefixForward`, which runs each pair's prompt once.
 
 The reference is TRL's: with LoRA, the policy with its adapter disabled; with `lora=none`, a
 separate frozen copy. Reference log-probs are precomputed once by default.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import os
 import sys
@@ -25,8 +28,8 @@ from transformers.integrations import MLflowCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl import DPOConfig, DPOTrainer
 
-from dpo_exp import distributed, evaluate
-from dpo_exp.cache import base_weights_hash, file_lock
+from dpo_exp import distributed, evaluate, shared_prefix
+from dpo_exp.cache import base_weights_hash, file_lock, json_cached
 from dpo_exp.config import Config, UserError
 from dpo_exp.monitor import DPOMonitor
 
@@ -104,11 +107,16 @@ def dataset_hash(dataset) -> str:
 class DPOExpTrainer(DPOTrainer):
     # Set before super().__init__, which precomputes the reference log-probs.
     ref_cache_dir: Path | None = None
+    forward: str = "standard"
+    start_eval_cache_dir: Path | None = None  # the step-0 evaluation's cache (eval.cache_start)
+    start_eval_event: str | None = None  # "computed" | "cached", once the step-0 evaluation ran
 
     def __init__(self, *args, kl_prompts: list[list[dict]] | None = None, kl_samples_per_prompt: int = 2,
                  kl_max_new_tokens: int = 32, group_by_length: bool = False, ref_cache_dir: Path | None = None,
-                 **kwargs):
+                 forward: str = "standard", **kwargs):
         self.ref_cache_dir = ref_cache_dir
+        self.forward = forward
+        self._forward_said: set[str] = set()  # fallback reasons already printed
         self.ref_cache_events: dict[str, str] = {}  # split -> "computed" | "cached"
         super().__init__(*args, **kwargs)
         self.kl_prompts = kl_prompts or []
@@ -135,8 +143,10 @@ class DPOExpTrainer(DPOTrainer):
         """
         if self.ref_cache_dir is None:
             return self._with_ref_columns(dataset, self._compute_ref_logps(dataset, name, batch_size))
-        key = hashlib.sha256(f"{self.reference_weights_hash()}:{dataset_hash(dataset)}:{batch_size}:{self.ld_alpha}".encode()
-                             ).hexdigest()[:24]
+        # The shared-prefix forward's sums differ from the standard's in the last bits: keyed apart.
+        layout = ":shared_prefix" if self.forward == "shared_prefix" else ""
+        key = hashlib.sha256(f"{self.reference_weights_hash()}:{dataset_hash(dataset)}:{batch_size}:{self.ld_alpha}"
+                             f"{layout}".encode()).hexdigest()[:24]
         path = self.ref_cache_dir / f"{key}.pt"
         lock = file_lock(self.ref_cache_dir / f"{key}.lock") if distributed.is_main() else contextlib.nullcontext()
         with lock:
@@ -184,7 +194,7 @@ class DPOExpTrainer(DPOTrainer):
             chosen, rejected = [], []
             for batch in tqdm(loader, desc=f"Computing reference log probs for {name} dataset",
                               disable=bool(os.environ.get("TQDM_DISABLE", ""))):
-                c, r = self.accelerator.gather_for_metrics(self.compute_ref_log_probs(model, batch))
+                c, r = self.accelerator.gather_for_metrics(self.compute_ref_log_probs(self.model_forward(model), batch))
                 # Kept on the device until the end: a copy to the host per batch would wait for the GPU
                 # each time, so the next batch's collation and kernel launches could not overlap it.
                 chosen.append(c.float())
@@ -192,6 +202,26 @@ class DPOExpTrainer(DPOTrainer):
         if distributed.is_main():
             print(f"[dpo_exp] reference log-probs for {name}: computed ({len(dataset)} pairs)", flush=True)
         return {"chosen": torch.cat(chosen).cpu().tolist(), "rejected": torch.cat(rejected).cpu().tolist()}
+
+    def model_forward(self, model):
+        """What TRL's loss and reference pass call as the model: the shared-prefix wrapper
+        (`train.forward=shared_prefix`, where it applies), else the model itself."""
+        if self.forward != "shared_prefix":
+            return model
+        reason = shared_prefix.fallback_reason(model)
+        if reason is None:
+            attention = getattr(self.accelerator.unwrap_model(model).config, "_attn_implementation", None) or "eager"
+            return shared_prefix.SharedPrefixForward(model, attention=attention, on_fallback=self._say_fallback)
+        self._say_fallback(f"{reason}; TRL's standard forward is used")
+        return model
+
+    def _say_fallback(self, reason: str) -> None:
+        if reason not in self._forward_said and distributed.is_main():
+            print(f"[dpo_exp] train.forward=shared_prefix: {reason}", flush=True)
+        self._forward_said.add(reason)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        return super().compute_loss(self.model_forward(model), inputs, return_outputs, num_items_in_batch)
 
     def _get_train_sampler(self, train_dataset=None):
         if not self.group_by_length:
@@ -205,22 +235,70 @@ class DPOExpTrainer(DPOTrainer):
         return LengthGroupedSampler(args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
                                     lengths=lengths)
 
+    def policy_is_reference(self) -> bool:
+        """Whether the policy is its reference bit for bit: a LoRA adapter (not DoRA) whose B matrices are all zero,
+        as PEFT initialises them, against the adapter-disabled model. Then KL(policy || reference) is exactly 0."""
+        from peft import PeftModel
+
+        model = self.accelerator.unwrap_model(self.model)
+        if (self.ref_model is not None or not isinstance(model, PeftModel) or "ref" in model.peft_config
+                or self.is_deepspeed_enabled or self.is_fsdp_enabled):  # sharded weights are not all here to read
+            return False
+        adapter = model.peft_config.get("default")
+        if adapter is None or getattr(adapter, "is_prompt_learning", False) or getattr(adapter, "use_dora", False):
+            return False
+        b = [p for name, p in model.named_parameters() if "lora_B" in name or "lora_embedding_B" in name]
+        return bool(b) and not any(p.detach().any() for p in b)
+
     def estimate_kl(self) -> dict[str, float]:
         if not self.kl_prompts or self.kl_samples_per_prompt < 1 or self.kl_max_new_tokens < 1:
             return {}
+        if self.policy_is_reference():  # before the first step: no sampling needed to know it is 0
+            return dict.fromkeys(("kl/sampled", "kl/sampled_stderr", "kl/sampled_per_token", "kl/sampled_full_vocab"),
+                                 0.0)
         return evaluate.sampled_kl(
             self.model, self.processing_class, self.kl_prompts, evaluate.reference_context(self),
             samples_per_prompt=self.kl_samples_per_prompt, max_new_tokens=self.kl_max_new_tokens,
             seed=self.args.seed, batch_size=self.args.per_device_eval_batch_size,
         )
 
-    def evaluate(self, *args, **kwargs):
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        if (self.state.global_step == 0 and eval_dataset is None and self.start_eval_cache_dir is not None
+                and self.args.world_size == 1):  # N processes evaluate collectively: one cannot wait on a lock
+            path = self.start_eval_cache_dir / f"{self.start_eval_key()}.json"
+            metrics, reused = json_cached(path, lambda: self._evaluate_now(None, ignore_keys, metric_key_prefix))
+            self.start_eval_event = "cached" if reused else "computed"
+            if reused:  # logged and passed to the callbacks as the computed evaluation was
+                print(f"[dpo_exp] step-0 evaluation: reused from {path}", flush=True)
+                self.last_kl = {k.removeprefix("eval_"): v for k, v in metrics.items() if k.startswith("eval_kl/")}
+                self.log(dict(metrics))
+                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+            return metrics
+        return self._evaluate_now(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def _evaluate_now(self, eval_dataset, ignore_keys, metric_key_prefix):
         # TRL averages `_metrics["eval"]` into the eval log line; adding the KL here puts it in
         # the same line (and MLflow step) as TRL's eval metrics.
         self.last_kl = self.estimate_kl()
         for key, value in self.last_kl.items():
             self._metrics["eval"][key].append(value)
-        return super().evaluate(*args, **kwargs)
+        return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    def start_eval_key(self) -> str:
+        """What the step-0 evaluation depends on: the reference, the starting weights (the trained ones: a fresh
+        LoRA differs by seed), the eval pairs, the loss and its settings, the KL estimate's, and the numerics."""
+        start = hashlib.sha256()
+        for name, param in sorted(self.model.named_parameters(), key=lambda kv: kv[0]):
+            if param.requires_grad:
+                start.update(name.encode())
+                start.update(param.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+        a = self.args
+        parts = [self.reference_weights_hash(), start.hexdigest(), dataset_hash(self.eval_dataset), self.forward,
+                 a.beta, a.loss_type, a.loss_weights, a.label_smoothing, a.f_divergence_type, a.f_alpha_divergence_coef,
+                 a.ld_alpha, a.use_weighting, a.discopop_tau, a.per_device_eval_batch_size, a.seed, a.bf16,
+                 self.kl_prompts, self.kl_samples_per_prompt, self.kl_max_new_tokens, torch.__version__,
+                 str(self.accelerator.device)]
+        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
 
 class ConsoleProgress(TrainerCallback):
@@ -318,8 +396,11 @@ def build_trainer(cfg: Config, *, model, ref_model, tokenizer, train_rows, eval_
         kl_samples_per_prompt=cfg.eval.kl_samples_per_prompt,
         kl_max_new_tokens=cfg.eval.kl_max_new_tokens,
         group_by_length=cfg.train.group_by_length,
+        forward=cfg.train.forward.value,
         ref_cache_dir=Path(cfg.paths.cache).expanduser() / "ref_logps" if cfg.train.cache_ref_log_probs else None,
     )
+    if cfg.eval.cache_start:
+        trainer.start_eval_cache_dir = Path(cfg.paths.cache).expanduser() / "eval_start"
     trainer.remove_callback(PrinterCallback)  # raw log dicts; ConsoleProgress prints a readable line
     handler = trainer.callback_handler
     handler.callbacks = [MLflowOncePerStep() if type(c) is MLflowCallback else c for c in handler.callbacks]

@@ -76,3 +76,22 @@ def test_hydra_quote_keeps_plain_values_and_quotes_the_rest():
     assert bench_trl.hydra_quote(Path("/a b")) == "'/a b'"
     assert bench_trl.hydra_quote("~/x") == "'~/x'"
     assert bench_trl.hydra_quote("it's") == "'it\\'s'"
+
+
+def test_variants_are_checked_and_the_standard_forward_is_one_of_them(capsys):
+    assert bench_trl.parse_args(["--variants", "dpo_exp,dpo_exp_standard,tuned"]).variants.split(",") == [
+        "dpo_exp", "dpo_exp_standard", "tuned"]
+    with pytest.raises(SystemExit):
+        bench_trl.parse_args(["--variants", "dpo_exp,tunde"])
+    assert "unknown tunde" in capsys.readouterr().err
+
+
+def test_other_processes_cpu_time_is_measured_beside_a_child():
+    """A timing names how much CPU the rest of the machine used meanwhile: a busy neighbour shows."""
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<3: pass"])
+    try:
+        wall, _, others = bench_trl.run([sys.executable, "-c", "import time; time.sleep(2)"], REPO, {},
+                                        Path("/dev/null"))
+    finally:
+        busy.wait()
+    assert wall >= 2 and others is not None and others > 1.0

@@ -57,10 +57,16 @@ def test_kl_estimate_is_zero_untrained_and_positive_after_training(tmp_path, mon
     trainer = tiny_trainer(tmp_path, monkeypatch, [
         "train.max_steps=30", "train.learning_rate=5e-3", "eval.at_start=false", "train.eval_steps=1000",
         "eval.kl_prompts=4", "eval.kl_samples_per_prompt=4", "eval.kl_max_new_tokens=16"])
-    before = trainer.estimate_kl()
-    # LoRA's B matrices start at zero: policy == reference, bit for bit.
-    assert before["kl/sampled"] == 0.0 and before["kl/sampled_full_vocab"] == 0.0
+    from dpo_exp import evaluate
+
+    # LoRA's B matrices start at zero: policy == reference, bit for bit, so the trainer reports 0 without
+    # sampling; sampling says the same.
+    assert trainer.policy_is_reference()
+    sampled = evaluate.sampled_kl(trainer.model, trainer.processing_class, trainer.kl_prompts,
+                                  evaluate.reference_context(trainer), samples_per_prompt=4, max_new_tokens=16, seed=0)
+    assert sampled == trainer.estimate_kl() == dict.fromkeys(sampled, 0.0)
     trainer.train()
+    assert not trainer.policy_is_reference()
     after = trainer.estimate_kl()
     assert after["kl/sampled_full_vocab"] > 0.01
     assert after["kl/sampled"] > 0
@@ -272,3 +278,23 @@ def test_torch_compile_reaches_the_trainer_arguments(tmp_path, flag):
     args = train.dpo_config(conf, tmp_path, has_eval=False, run_name="t", bf16=False, use_cpu=True)
     assert args.torch_compile is flag
     assert config.to_object(compose(SMOKE)).train.torch_compile is False
+
+
+def test_the_step0_evaluation_is_computed_once_per_start(tmp_path, monkeypatch):
+    """A second run from the same start (here: another learning rate) logs the cached step-0 evaluation, the same
+    numbers the first run computed, KL included; another beta or seed is another start and computes its own."""
+    common = [f"paths.cache={tmp_path / 'cache'}", "train.max_steps=2", "train.eval_steps=1000", "eval.at_start=true"]
+
+    def step0(name, overrides):
+        trainer = tiny_trainer(tmp_path / name, monkeypatch, [*common, *overrides])
+        trainer.train()
+        (entry,) = [e for e in trainer.state.log_history if "eval_loss" in e and e["step"] == 0]
+        return trainer.start_eval_event, {k: v for k, v in entry.items() if "runtime" not in k and "per_second" not in k}
+
+    event, first = step0("first", [])
+    assert event == "computed" and "eval_kl/sampled" in first and "eval_rewards/margins" in first
+    event, again = step0("again", ["train.learning_rate=1e-3"])
+    assert event == "cached" and again == first
+    assert step0("beta", ["beta.value=0.3"])[0] == "computed"
+    assert step0("seed", ["train.seed=7"])[0] == "computed"
+    assert step0("off", ["eval.cache_start=false"])[0] is None
