@@ -178,7 +178,7 @@ def heldout_before_after(conf: config.Config, model, tokenizer, heldout: list[di
     if not heldout or conf.eval.max_new_tokens <= 0:
         return {}
     t0 = time.time()
-    decoding = dict(max_new_tokens=conf.eval.max_new_tokens, batch_size=conf.train.eval_batch_size)
+    decoding = dict(max_new_tokens=conf.eval.max_new_tokens, batch_size=conf.eval.generation_batch_size)
     cache_dir = Path(conf.paths.cache).expanduser() / "heldout_before" if conf.eval.cache_before else None
     before, reused = evaluate.reference_replies(model, tokenizer, heldout, as_reference, cache_dir=cache_dir,
                                                 reference_hash=reference_hash, **decoding)

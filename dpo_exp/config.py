@@ -366,6 +366,10 @@ class EvalConfig:
         "help": "cap on held-out prompts for the before/after generations; null = all"})
     max_new_tokens: int = field(default=48, metadata={
         "help": "tokens per greedy generation in the before/after table"})
+    generation_batch_size: int = field(default=32, metadata={
+        "help": "prompts per batch of the held-out generations (before/after table, `python -m dpo_exp.eval`): "
+                "32 was the fastest measured on 2 CPU cores, 1.4x batch 8, with the same replies "
+                "(docs/benchmarks.md)"})
     cache_before: bool = field(default=True, metadata={
         "help": "keep the reference's greedy held-out replies (the table's \"before\" column) in "
                 "`paths.cache/heldout_before`, keyed by the reference weights, prompt tokens and decoding, so "
@@ -616,6 +620,9 @@ def validate(cfg: Config) -> None:
     for key in ("kl_prompts", "kl_samples_per_prompt", "kl_max_new_tokens", "max_new_tokens"):
         if getattr(cfg.eval, key) < 0:
             bad(f"eval.{key}", getattr(cfg.eval, key), "must be >= 0", f"use eval.{key}=0 to turn it off")
+    if cfg.eval.generation_batch_size < 1:
+        bad("eval.generation_batch_size", cfg.eval.generation_batch_size, "must be >= 1",
+            "use e.g. eval.generation_batch_size=32")
     validate_audit(cfg.audit, bad)
 
 

@@ -474,7 +474,7 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
     prompts = [r["prompt"] for r in heldout]
     kl_prompts = [r["prompt"] for r in (splits.eval or heldout)[: conf.eval.kl_prompts]]
     scored = tokenize_pair_replies(tokenizer, pairs, conf.train.max_length)
-    bs, new = conf.train.eval_batch_size, conf.eval.max_new_tokens
+    bs, new = conf.eval.generation_batch_size, conf.eval.max_new_tokens
     results: dict[str, dict[str, float]] = {}
     outputs: dict[str, dict[str, list]] = {}
     base_logps: list[float] = []
@@ -483,7 +483,7 @@ def compare(conf: EvalAppConfig, splits, heldout: list[dict], pairs: list[dict],
         with ms.use(name) as model:
             greedy = generate(model, tokenizer, prompts, max_new_tokens=new, batch_size=bs, sampling=None)
             sampled = generate(model, tokenizer, prompts, max_new_tokens=new, batch_size=bs, sampling=conf.sampling)
-            logps = reply_logps(model, scored, tokenizer.pad_token_id, bs) if scored else []
+            logps = reply_logps(model, scored, tokenizer.pad_token_id, conf.train.eval_batch_size) if scored else []
         outputs[name] = {"greedy": greedy, "sampled": sampled}
         m = {**text_metrics(metric, heldout, greedy, "greedy"), **text_metrics(metric, heldout, sampled, "sampled")}
         if name == BASE:
