@@ -18,6 +18,9 @@ class Action(str, Enum):
     export = "export"  # majority votes -> a preference file, and the agreement report
     judge = "judge"  # a judge plug-in against the human labels
 
+    def __str__(self) -> str:  # `${label.action}` in the run dir's name: "export", not "Action.export"
+        return self.value
+
 
 class Ties(str, Enum):
     drop = "drop"  # an item without a majority (or whose majority is tie) is left out, and counted
