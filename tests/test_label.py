@@ -142,3 +142,61 @@ def test_judge_vs_human_gives_the_hand_computed_kappa(tmp_path):
                 tmp_path, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "position consistency 0.000" in out.stdout and "Cohen's kappa 0.000" in out.stdout
+
+
+# --- judge=human: labels as verdicts for python -m dpo_exp.build -----------------------------------------
+
+
+def test_human_judge_answers_with_the_majority_in_both_orders(tmp_path):
+    from dpo_exp.judges import from_config
+    from label_fixtures import SHORTER_SAYS, known_pairs  # noqa: F401
+    from test_judges import judge_config
+
+    pairs, url = labeled_known(tmp_path)
+    judge = from_config(judge_config("judge=human", f"judge.db={url}"))
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()]
+    for i, r in enumerate(rows):
+        ab = judge.compare(r["prompt"], r["chosen"], r["rejected"]).winner
+        ba = judge.compare([{"role": "user", "content": r["prompt"]}], " " + r["rejected"], r["chosen"]).winner
+        want = "tie" if i in (5, 9) else "A" if i < 5 else "B"  # agreed chosen on 0-4, rejected on 6-8
+        assert ab == want and ba == {"A": "B", "B": "A", "tie": "tie"}[want], i
+    assert judge.compare("Never labeled?", "x", "y").winner == "tie"
+    assert judge.name.startswith("human:")
+    with pytest.raises(Exception, match=r"No label database at .*missing.db"):
+        from_config(judge_config("judge=human", f"judge.db={tmp_path / 'missing.db'}"))
+
+
+@pytest.mark.integration
+def test_build_turns_human_labels_into_pairs(tmp_path):
+    """Build candidate pairs (tiny model), label them, build again with judge=human: the people's choice wins."""
+    from dpo_exp.config import DataConfig
+    from dpo_exp.label import items, store
+    from label_fixtures import vote_for
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Say something about {w}."}) + "\n" for w in ("cats", "rain", "tea")))
+    (tmp_path / "my_judges.py").write_text(SHORTER_JUDGE)
+    env = {"PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+    common = ["model=tiny", "hardware=cpu", f"build.prompts={prompts}", "build.n=2", "build.temperature=[1.0,1.5]",
+              "build.max_new_tokens=8", f"paths.cache={tmp_path / 'cache'}", "build.keep_ties=true"]
+    first = run_cli([*common, "judge._target_=my_judges.Shorter", "build.out=round1.jsonl"], tmp_path, env=env,
+                    module="dpo_exp.build")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    round1 = [json.loads(line) for line in (tmp_path / "round1.jsonl").read_text().splitlines()]
+    assert len(round1) == 3
+
+    url = f"sqlite:///{tmp_path / 'labels.db'}"
+    db = store.Store.open(url, items.load(DataConfig(path=str(tmp_path / "round1.jsonl"))))
+    for _ in round1:
+        vote_for(db, "alice", "rejected")  # alice disagrees with the first judge every time
+    db.close()
+
+    second = run_cli([*common[:-1], "judge=human", f"judge.db={url}", "build.out=round2.jsonl"], tmp_path, env=env,
+                     module="dpo_exp.build")
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "replies: 6 cached, 0 generated" in second.stdout  # the same replies, now judged by people
+    round2 = {json.dumps(r["prompt"]): r for r in map(json.loads, (tmp_path / "round2.jsonl").read_text().splitlines())}
+    for r in round1:
+        again = round2[json.dumps(r["prompt"])]
+        assert (again["chosen"], again["rejected"]) == (r["rejected"], r["chosen"])
+        assert again["judge"].startswith("human:")

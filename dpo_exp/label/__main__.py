@@ -86,4 +86,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_command(main, sys.argv, name="dpo_exp.label", validate=schema.to_object)
+    run_command(main, sys.argv, name="dpo_exp.label", validate=schema.checked)

@@ -81,10 +81,20 @@ def to_object(cfg: DictConfig) -> LabelAppConfig:
     from omegaconf.errors import MissingMandatoryValue
 
     try:
-        obj = OmegaConf.to_object(cfg)
+        return checked(cfg)
     except MissingMandatoryValue as e:
         raise UserError(f"{e.full_key} is not set. Fix: pass it, e.g. python -m dpo_exp.label data=file "
                         "data.path=pairs.jsonl") from None
+
+
+def checked(cfg: DictConfig) -> LabelAppConfig:
+    """`to_object` without turning a key still to be given (`???`) into an error: what `--cfg job` validates."""
+    unknown = config.unknown_keys(cfg)
+    if unknown:
+        key, known = unknown[0]
+        raise UserError(f"Unknown config key {key}: python -m dpo_exp.label has no such key. Fix: remove it, or use "
+                        f"one that exists (there: {', '.join(known)}).")
+    obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, LabelAppConfig), "compose with conf/label.yaml (its defaults start with label_schema)"
     validate(obj.label)
     return obj
