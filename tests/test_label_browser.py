@@ -147,5 +147,47 @@ def test_agreement_report_screenshot(tmp_path, browser):
     page.set_content(html)
     IMG.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(IMG / "label_agreement.png"), full_page=True)
-    assert "Cohen" in page.inner_text("body")
+    assert "Cohen's kappa (2 annotators)\t0.583" in page.inner_text("body")
     json.dumps(report["json"])
+
+
+def test_login_from_a_users_file(tmp_path, browser):
+    """label.auth: the page asks for a login, the user is the annotator (no name box); the API wants the same."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    users = tmp_path / "users.txt"
+    users.write_text("# the team\ncarol:open sesame\ndave:hunter2\n")
+    server = Server(tmp_path, ["data=file", f"data.path={pairs_file(tmp_path)}", f"label.auth={users}",
+                               f"label.db=sqlite:///{tmp_path / 'labels.db'}", f"paths.outputs={tmp_path / 'out'}"]).start()
+    try:
+        page = browser.new_page()
+        page.goto(server.url)
+        page.fill("input[type=text]", "carol")
+        page.fill("input[type=password]", "open sesame")
+        page.keyboard.press("Enter")
+        assert wait_progress(page, "carol:") == "carol: 0 of 6, 0 skipped · pair 1"
+        assert not page.locator("#name").is_visible()
+        page.keyboard.press("1")
+        wait_progress(page, "carol: 1 of 6")
+
+        def call(path: str, who: str | None, password: str = "hunter2") -> int:
+            request = urllib.request.Request(server.url + path)
+            if who:
+                request.add_header("Authorization", "Basic " + base64.b64encode(f"{who}:{password}".encode()).decode())
+            try:
+                with urllib.request.urlopen(request, timeout=30) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        assert call("/api/label/next", None) == 401
+        assert call("/api/label/next", "dave", "wrong") == 401
+        assert call("/api/label/next?annotator=carol", "dave") == 403  # nobody labels under another's name
+        assert call("/api/label/next", "dave") == 200
+    finally:
+        server.kill()
+    db = store.Store.connect(f"sqlite:///{tmp_path / 'labels.db'}")
+    assert [(r.annotator, r.vote) for r in db.votes()] == [("carol", "A")]
+    db.close()
