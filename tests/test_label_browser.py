@@ -191,3 +191,59 @@ def test_login_from_a_users_file(tmp_path, browser):
     db = store.Store.connect(f"sqlite:///{tmp_path / 'labels.db'}")
     assert [(r.annotator, r.vote) for r in db.votes()] == [("carol", "A")]
     db.close()
+
+
+def tiny_adapter(folder: Path) -> Path:
+    """A LoRA adapter for model=tiny in arena mode (random, not zero, weights: it changes the replies)."""
+    from peft import LoraConfig, get_peft_model
+
+    from dpo_exp.config import TinyModel
+    from dpo_exp.models import build_tiny
+
+    _, model = build_tiny(TinyModel(), [], seed=0)  # arena mode loads model=tiny with no corpus, as here
+    peft = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.mark.slow  # ~50 s on 2 busy cores: a model-loading server and an export
+def test_arena_vote_reveals_the_models_and_exports_a_pair(tmp_path, browser):
+    from conftest import run_cli
+
+    adapter = tiny_adapter(tmp_path / "my_adapter")
+    db_url = f"sqlite:///{tmp_path / 'arena.db'}"
+    common = ["label.mode=arena", "model=tiny", "hardware=cpu", f"label.arena.b={adapter}", f"label.db={db_url}",
+              "label.arena.max_new_tokens=12", f"paths.outputs={tmp_path / 'out'}"]
+    server = Server(tmp_path, common).start()
+    try:
+        page = log_in(browser, server.url, "erin")
+        assert value(page, "progress") == "erin: 0 votes, 0 skipped"
+        for i, text in enumerate(["Tell me about <b>cats</b>.", "Why is the sky blue?"]):
+            page.fill("#arena-prompt textarea", text)
+            page.click("#ask")
+            wait_progress(page, f"prompt {i + 1}")
+            assert value(page, "reveal") == ""  # no names before the vote
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.keyboard.press("1" if i == 0 else "2")
+            page.wait_for_function("() => document.querySelector('#reveal textarea').value.startsWith('A was')")
+            reveal = value(page, "reveal")
+            assert {"base", str(adapter)} == {reveal.split("A was ")[1].split(", B was")[0],
+                                             reveal.split("B was ")[1].split(". Your vote")[0]}
+        wait_progress(page, "erin: 2 votes")
+    finally:
+        server.kill()
+
+    out = run_cli([*common[:-1], "label.action=export", "label.out=arena_pairs.jsonl",
+                   f"paths.outputs={tmp_path / 'out'}"], tmp_path, module="dpo_exp.label")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "arena_pairs.jsonl").read_text().splitlines()]
+    (run_dir,) = (tmp_path / "out").glob("dpo_exp-labels/export_*")
+    prompts = [json.loads(line)["prompt"] for line in (run_dir / "prompts.jsonl").read_text().splitlines()]
+    assert prompts == ["Tell me about <b>cats</b>.", "Why is the sky blue?"]  # kept for the next round
+    db = store.Store.connect(db_url)
+    for r in rows:  # the pair's chosen is the reply of the model voted for
+        vote = db.label(r["label_item"], "erin")
+        chosen_model = {"chosen": "base", "rejected": str(adapter)}[vote.preferred]
+        assert r["models"]["chosen"] == chosen_model and r["annotators"] == {"erin": "chosen"}
+    assert len(rows) + json.loads((run_dir / "agreement.json").read_text())["counts"]["identical_replies"] == 2
+    db.close()

@@ -4,8 +4,11 @@
     python -m dpo_exp.label data=file data.path=pairs.jsonl label.overlap=2 label.host=0.0.0.0 label.auth=users.txt
     python -m dpo_exp.label data=file data.path=pairs.jsonl label.action=export    # -> labeled_pairs.jsonl + agreement
     python -m dpo_exp.label data=file data.path=pairs.jsonl label.action=judge judge=openai judge.base_url=URL ...
+    python -m dpo_exp.label label.mode=arena label.arena.b=outputs/dpo_exp/<date>        # base vs a trained adapter
 
-One command, three actions (`label.action`), all on the same pairs file and label database (`label.db`):
+One command, three actions (`label.action`), all on the same pairs file and label database (`label.db`);
+`label.mode=arena` (dpo_exp.label.arena) serves and exports pairs that two models write for prompts the
+annotators type. The steps:
 
 1. check every input before anything starts: the config, the pairs file (read as training reads it; a bad
    row is an error naming its line), the database (made for this file: its digest), the users file, the port;
@@ -20,12 +23,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dpo_exp import runs, tracking
 from dpo_exp.cli import hydra_app, log, run_command
 from dpo_exp.label import schema
-from dpo_exp.label.schema import Action
+from dpo_exp.label.schema import Action, Mode
 
 schema.register()
 
@@ -36,17 +39,26 @@ def main(cfg: DictConfig) -> None:
     from dpo_exp.label import items, store
 
     # 1. inputs, cheapest first
+    arena = cfg.label.mode in ("arena", Mode.arena)
+    if arena and OmegaConf.is_missing(cfg.data, "path"):
+        cfg.data.path = "arena"  # arena mode reads no pairs file
     conf = schema.to_object(cfg)
     lc = conf.label
-    job = runs.Job.from_hydra(cfg, app="dpo_exp.label", name=f"label {lc.action.value} {Path(str(conf.data.path)).name}")
+    source = "arena" if arena else Path(str(conf.data.path)).name
+    job = runs.Job.from_hydra(cfg, app="dpo_exp.label", name=f"label {lc.action.value} {source}")
     users = None
     if lc.action == Action.serve:
         from dpo_exp.label import app
 
         users = app.read_users(lc.auth) if lc.auth else None
         app.check_port(lc.host, lc.port)
-    pairs = items.load(conf.data)
-    url = store.url_of(lc.db, job.outputs / "labels" / f"{Path(str(conf.data.path)).name}.sqlite")
+    if arena:
+        from dpo_exp.label import arena as arena_mod
+
+        pairs = items.Items(rows=[], digest=arena_mod.digest(conf), source="arena")
+    else:
+        pairs = items.load(conf.data)
+    url = store.url_of(lc.db, job.outputs / "labels" / f"{source}.sqlite")
     db = store.Store.open(url, pairs)
 
     # 2. the action
@@ -57,9 +69,16 @@ def main(cfg: DictConfig) -> None:
                     "reaches it can label as anyone. Set label.auth=users.txt (name:password lines).")
             settings = app.Settings(overlap=lc.overlap, seed=lc.seed, dimensions=[str(d) for d in lc.dimensions],
                                     title=f"Labeling {Path(pairs.source).name}")
-            server = app.server_app(app.Labeler(db, settings), users)
+            labeler = app.Labeler(db, settings)
+            if arena:
+                contenders = arena_mod.Contenders(conf, job.uri, job.run_dir / "adapter_download")
+                page = arena_mod.arena_page(arena_mod.Arena(db, contenders), auth=bool(users), title="Arena")
+                server = app.server_app(labeler, users, blocks=page)
+                log(f"arena: {db.n_items} prompts voted so far, into {store.shown(url)}")
+            else:
+                server = app.server_app(labeler, users)
+                log(f"labeling {len(pairs)} pairs of {pairs.source} (overlap {lc.overlap}) into {store.shown(url)}")
             shown_host = "127.0.0.1" if lc.host in ("0.0.0.0", "::") else lc.host
-            log(f"labeling {len(pairs)} pairs of {pairs.source} (overlap {lc.overlap}) into {store.shown(url)}")
             log(f"open http://{shown_host}:{lc.port} (Ctrl-C stops; every submitted label is already saved)")
             app.serve(server, lc.host, lc.port)
             return

@@ -221,8 +221,8 @@ def page(labeler: Labeler, auth: bool):
 # --- the server ---------------------------------------------------------------------------------
 
 
-def server_app(labeler: Labeler, users: list[tuple[str, str]] | None):
-    """The FastAPI app: the JSON API, and the page mounted at /."""
+def server_app(labeler: Labeler, users: list[tuple[str, str]] | None, blocks=None):
+    """The FastAPI app: the JSON API, and the page (`blocks`; default: the pairs page) mounted at /."""
     import secrets
 
     import gradio as gr
@@ -270,7 +270,7 @@ def server_app(labeler: Labeler, users: list[tuple[str, str]] | None):
         labeled, skipped = labeler.store.progress(annotator)
         return {"ok": True, "labeled": labeled, "skipped": skipped}
 
-    return gr.mount_gradio_app(api, page(labeler, auth=bool(users)), path="/", auth=users or None,
+    return gr.mount_gradio_app(api, blocks or page(labeler, auth=bool(users)), path="/", auth=users or None,
                                auth_message="Log in with your annotator name.", head=KEYS_JS, ssr_mode=False,
                                footer_links=[])
 

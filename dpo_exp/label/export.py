@@ -85,6 +85,7 @@ class Exported:
     agreement: dict = field(default_factory=dict)
     out: Path | None = None
     markdown: str = ""
+    prompts: Path | None = None  # arena: every prompt typed
 
 
 def export_rows(db: Store, ties: Ties, min_votes: int) -> tuple[list[dict], dict[str, int]]:
@@ -92,7 +93,8 @@ def export_rows(db: Store, ties: Ties, min_votes: int) -> tuple[list[dict], dict
     grouped = by_item(db.votes())
     digest = db.meta["digest"][:16]
     rows, counts = [], Counter({"pairs": len(pairs), "kept": 0, "unlabeled": 0, "too_few_votes": 0,
-                                "dropped_both_bad": 0, "dropped_ties": 0, "kept_ties": 0, "flipped": 0})
+                                "dropped_both_bad": 0, "dropped_ties": 0, "kept_ties": 0, "flipped": 0,
+                                "identical_replies": 0})
     for item, pair in enumerate(pairs):
         votes = grouped.get(item, [])
         if not votes:
@@ -100,6 +102,9 @@ def export_rows(db: Store, ties: Ties, min_votes: int) -> tuple[list[dict], dict
             continue
         if len(votes) < min_votes:
             counts["too_few_votes"] += 1
+            continue
+        if pair["chosen"][-1]["content"].strip() == pair["rejected"][-1]["content"].strip():
+            counts["identical_replies"] += 1  # (arena: both contenders said the same) no preference to learn
             continue
         winner = majority([v.preferred for v in votes])
         if winner == "both_bad":
@@ -125,6 +130,9 @@ def export_rows(db: Store, ties: Ties, min_votes: int) -> tuple[list[dict], dict
         comments = {v.annotator: v.comment for v in votes if v.comment}
         if comments:
             row["comments"] = comments
+        if "models" in pair:  # arena: which contender wrote which reply
+            m = pair["models"]
+            row["models"] = {"chosen": m["rejected"], "rejected": m["chosen"]} if flip else dict(m)
         row.update(label_item=item, label_digest=digest)
         rows.append(row)
         counts["kept"] += 1
@@ -303,16 +311,27 @@ def run(db: Store, pairs: Items, lc: LabelConfig, run_dir: Path) -> Exported:
             "shown_at": lab.shown_at, "labeled_at": lab.labeled_at, "app_version": lab.app_version}
            for lab in db.labels()]
     write_jsonl(raw, run_dir / "labels.jsonl")
+    artifacts = ["agreement.md", "agreement.json", "labels.jsonl"]
+    prompts = None
+    if db.meta["digest"].startswith("arena:"):  # the prompts people typed, for the next round of data
+        from dpo_exp.label.arena import prompts_of
 
-    log_dataset(pairs.source, pairs.digest, "labeled")
+        prompts = run_dir / "prompts.jsonl"
+        write_jsonl(prompts_of(db), prompts)
+        artifacts.append("prompts.jsonl")
+
+    if prompts is None:
+        log_dataset(pairs.source, pairs.digest, "labeled")
+    else:  # arena: no file was labeled; the pairs its votes made are the data
+        log_dataset(str(out), digest, "arena")
     metrics = {f"pairs_{k}": v for k, v in counts.items()}
     metrics.update({k: ag[k] for k in ("percent_agreement", "cohen_kappa", "krippendorff_alpha") if ag[k] is not None})
     metrics.update(annotators=len(ag["annotators"]), votes=ag["votes"])
     tracking.log_metrics(metrics, step=0)
-    for name in ("agreement.md", "agreement.json", "labels.jsonl"):
+    for name in artifacts:
         mlflow.log_artifact(str(run_dir / name))
     mlflow.log_artifact(str(out))
-    return Exported(rows=rows, counts=counts, agreement=ag, out=out, markdown=md)
+    return Exported(rows=rows, counts=counts, agreement=ag, out=out, markdown=md, prompts=prompts)
 
 
 def print_summary(result: Exported) -> None:
@@ -321,4 +340,6 @@ def print_summary(result: Exported) -> None:
         f"{c['dropped_ties']} ties or without a majority dropped, {c['unlabeled']} unlabeled)")
     log(f"agreement: {_f(ag['percent_agreement'])} percent agreement, Cohen's kappa {_f(ag['cohen_kappa'])}, "
         f"Krippendorff's alpha {_f(ag['krippendorff_alpha'])} ({len(ag['annotators'])} annotators)")
+    if result.prompts is not None:
+        log(f"prompts typed in the arena, for the next round (build.prompts=...): {result.prompts}")
     log(f"train on it: python -m dpo_exp data=file data.path={result.out}")

@@ -10,7 +10,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from dpo_exp import config
-from dpo_exp.config import DataConfig, HardwareConfig, PathsConfig, TrackingConfig, UserError
+from dpo_exp.config import DataConfig, HardwareConfig, ModelConfig, PathsConfig, TrackingConfig, UserError
 
 
 class Action(str, Enum):
@@ -22,13 +22,33 @@ class Action(str, Enum):
         return self.value
 
 
+class Mode(str, Enum):
+    pairs = "pairs"  # label the pairs of a file
+    arena = "arena"  # annotators type prompts; two models answer; the vote becomes a pair
+
+
 class Ties(str, Enum):
     drop = "drop"  # an item without a majority (or whose majority is tie) is left out, and counted
     keep = "keep"  # ... is written with the file's own chosen/rejected and `verdict: tie`
 
 
 @dataclass
+class ArenaConfig:
+    a: str = field(default="base", metadata={
+        "help": "the first contender: `base` (the `model` as loaded) or an adapter on it (an adapter folder, a "
+                "run dir, `runs:/<id>`, an MLflow run id)"})
+    b: Optional[str] = field(default=None, metadata={"help": "the second contender, as `a`; required in arena mode"})
+    max_new_tokens: int = field(default=128, metadata={"help": "tokens per reply, at most"})
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature of both replies; 0 = greedy"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling of both replies, in (0, 1]"})
+
+
+@dataclass
 class LabelConfig:
+    mode: Mode = field(default=Mode.pairs, metadata={
+        "help": "`pairs`: label the pairs of `data.path`; `arena`: annotators type a prompt, the two contenders "
+                "of `label.arena` answer (sides shuffled, names shown after the vote), the vote becomes a pair and "
+                "the prompt is kept (`data.path` unused)"})
     action: Action = field(default=Action.serve, metadata={
         "help": "`serve` (the labeling page), `export` (majority votes -> a preference file that trains, plus the "
                 "agreement report) or `judge` (the configured judge against the human labels, both orders)"})
@@ -56,11 +76,14 @@ class LabelConfig:
     min_votes: int = field(default=1, metadata={"help": "export and judge: items with fewer votes are left out"})
     out: Optional[str] = field(default=None, metadata={
         "help": "export: the output `.jsonl`; null = `<run dir>/labeled_pairs.jsonl`"})
+    arena: ArenaConfig = field(default_factory=ArenaConfig, metadata={"help": "arena mode's two contenders"})
 
 
 @dataclass
 class LabelAppConfig:
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "the pairs to label (as training's)"})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={
+        "help": "arena mode: the base model the contenders run on (as training's)"})
     hardware: HardwareConfig = field(default_factory=HardwareConfig, metadata={
         "help": "as training's (a model judge's device)"})
     tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"help": "as training's"})
@@ -111,6 +134,16 @@ def validate(c: LabelConfig) -> None:
             "agreement")
     if c.min_votes < 1:
         bad("min_votes", c.min_votes, "must be >= 1", "use label.min_votes=1")
+    if c.mode == Mode.arena:
+        if not c.arena.b:
+            bad("arena.b", c.arena.b, "arena mode compares two contenders", "e.g. label.arena.a=base "
+                "label.arena.b=outputs/<experiment>/<date> (a trained adapter), or runs:/<run id>")
+        if c.action == Action.judge:
+            bad("action", "judge", "judge vs human needs a file of pairs, not arena votes", "export the arena votes "
+                "(label.action=export), then run label.action=judge on that file")
+        if c.arena.max_new_tokens < 1 or c.arena.temperature < 0 or not 0 < c.arena.top_p <= 1:
+            bad("arena", "max_new_tokens/temperature/top_p", "out of range",
+                "max_new_tokens >= 1, temperature >= 0, top_p in (0, 1]")
     names = [str(d) for d in c.dimensions]
     if len(set(names)) != len(names) or any(not n.strip() for n in names):
         bad("dimensions", names, "names must be unique and non-empty", "e.g. label.dimensions=[helpfulness,safety]")

@@ -119,10 +119,8 @@ class Store:
                 meta = {"digest": items.digest, "source": items.source, "n_items": str(len(items)),
                         "created": str(time.time()), "app_version": app_version(), "schema": SCHEMA_VERSION}
                 c.execute(tables.meta.insert(), [{"key": k, "value": v} for k, v in meta.items()])
-                c.execute(tables.items.insert(), [
-                    {"idx": i, "key": pair_key(r["prompt"], r["chosen"][-1]["content"], r["rejected"][-1]["content"]),
-                     "row": json.dumps({k: r[k] for k in ("prompt", "chosen", "rejected")})}
-                    for i, r in enumerate(items.rows)])
+                if items.rows:  # (an arena database starts empty: `add_item`)
+                    c.execute(tables.items.insert(), [_item_values(i, r) for i, r in enumerate(items.rows)])
         if meta["digest"] != items.digest:
             engine.dispose()
             raise UserError(
@@ -236,6 +234,22 @@ class Store:
             c.execute(t.update().where(t.c.id == row.id).values(**values))
         return self.label(item, annotator)
 
+    def add_item(self, row: dict, annotator: str, swapped: bool) -> int:
+        """Arena mode: a new pair (prompt, chosen = model a's reply, rejected = model b's, plus `models`),
+        claimed at once by `annotator`, who sees model a's reply as B when `swapped`. Returns its index."""
+        from sqlalchemy import func, select
+
+        t = _tables()
+        with self._claim_lock, self.engine.begin() as c:
+            last = c.execute(select(func.max(t.items.c.idx))).scalar()
+            item = 0 if last is None else last + 1
+            c.execute(t.items.insert().values(**_item_values(item, row)))
+            c.execute(t.labels.insert().values(item=item, annotator=annotator, swapped=swapped, shown_at=time.time(),
+                                               app_version=app_version()))
+            self.n_items = item + 1
+            c.execute(t.meta.update().where(t.meta.c.key == "n_items").values(value=str(self.n_items)))
+        return item
+
     def previous(self, annotator: str, item: int | None) -> int | None:
         """The item `annotator` finished (voted or skipped) just before `item` (None: their last one)."""
         mine = self.labels(annotator)
@@ -243,6 +257,12 @@ class Store:
         before = mine[:ids.index(item)] if item in ids else mine
         done = [lab.item for lab in before if lab.vote is not None]
         return done[-1] if done else None
+
+
+def _item_values(idx: int, r: dict) -> dict:
+    key = pair_key(r["prompt"], r["chosen"][-1]["content"], r["rejected"][-1]["content"])
+    return {"idx": idx, "key": key, "row": json.dumps({k: r[k] for k in ("prompt", "chosen", "rejected", "models")
+                                                        if k in r})}
 
 
 def _file_scores(scores: dict | None, swapped: bool) -> dict:
