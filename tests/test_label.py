@@ -149,7 +149,6 @@ def test_judge_vs_human_gives_the_hand_computed_kappa(tmp_path):
 
 def test_human_judge_answers_with_the_majority_in_both_orders(tmp_path):
     from dpo_exp.judges import from_config
-    from label_fixtures import SHORTER_SAYS, known_pairs  # noqa: F401
     from test_judges import judge_config
 
     pairs, url = labeled_known(tmp_path)
