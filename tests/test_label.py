@@ -136,6 +136,11 @@ def test_judge_vs_human_gives_the_hand_computed_kappa(tmp_path):
     (run,) = all_runs(tmp_path)
     assert run.info.status == "FINISHED" and run.data.metrics["majority_cohen_kappa"] == pytest.approx(7 / 15)
     assert run.data.tags["dpo_exp.judge"] == "shorter"
+    from conftest import mlflow_client
+
+    client = mlflow_client(tmp_path)
+    assert [i.dataset.name for i in client.get_run(run.info.run_id).inputs.dataset_inputs] == ["known.jsonl"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"judge_vs_human.md", "judge_vs_human.json"}
 
     # a judge that always says A: every answer splits across the two orders
     out = label([f"data.path={pairs}", f"label.db={url}", "label.action=judge", "judge._target_=my_judges.AlwaysA"],
@@ -163,6 +168,8 @@ def test_human_judge_answers_with_the_majority_in_both_orders(tmp_path):
     assert judge.name.startswith("human:")
     with pytest.raises(Exception, match=r"No label database at .*missing.db"):
         from_config(judge_config("judge=human", f"judge.db={tmp_path / 'missing.db'}"))
+    with pytest.raises(Exception, match=r"judge=human needs db.*Fix: judge.db="):
+        from_config(judge_config("judge=human"))
 
 
 @pytest.mark.integration
