@@ -80,6 +80,16 @@ def test_reopening_resumes_each_annotator_and_another_file_is_refused(tmp_path, 
         store.Store.open(url, other)
 
 
+def test_a_claim_left_too_long_goes_to_someone_else(tmp_path):
+    db = store.Store.open(sqlite_url(tmp_path), load(tmp_path))
+    assert db.next_item("ann", overlap=1, seed=0) == 0  # shown to ann, who walks away
+    assert db.next_item("bob", overlap=1, seed=0) == 1  # held by ann's fresh claim
+    db.submit("bob", 1, "A")
+    assert db.next_item("bob", overlap=1, seed=0, claim_minutes=1e-9) == 0  # ann's claim has gone stale
+    assert db.next_item("ann", overlap=1, seed=0) == 0  # ann, back, still finishes what she was shown
+    db.close()
+
+
 def test_concurrent_submissions_are_all_kept(tmp_path, url):
     """Four annotators at once, each in its own thread, through the same handlers the page uses."""
     pairs = load(tmp_path)

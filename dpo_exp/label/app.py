@@ -58,6 +58,7 @@ class Settings:
     seed: int
     dimensions: list[str]
     title: str
+    claim_minutes: float = 60.0
 
 
 def read_users(path: str) -> list[tuple[str, str]]:
@@ -126,7 +127,7 @@ class Labeler:
         return out
 
     def next(self, annotator: str) -> dict:
-        return self.view(annotator, self.store.next_item(annotator, self.s.overlap, self.s.seed))
+        return self.view(annotator, self.store.next_item(annotator, self.s.overlap, self.s.seed, self.s.claim_minutes))
 
     def submit(self, annotator: str, item: int, vote: str, scores: dict | None = None, comment: str | None = None
                ) -> dict:

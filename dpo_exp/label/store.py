@@ -14,7 +14,8 @@ Tables:
 
 Who labels what: an annotator is shown first any item they claimed and did not finish (so a restart, or
 a closed tab, resumes exactly there), else the first item in file order they have no row for and that
-fewer than `overlap` annotators hold (claimed or voted; a skip frees the slot for someone else). Claims
+fewer than `overlap` annotators hold (voted, or claimed less than `claim_minutes` ago: an annotator who
+left does not block a pair for good; a skip frees the slot for someone else). Claims
 are made under a lock, so one server never gives an item to more than `overlap` annotators. (Several
 servers on one PostgreSQL database could, rarely, give one item an extra annotator.)
 
@@ -192,8 +193,9 @@ class Store:
 
     # --- writing: one committed transaction each --------------------------------------------------
 
-    def next_item(self, annotator: str, overlap: int, seed: int) -> int | None:
-        """The item `annotator` labels next (claimed for them), or None when none is left for them."""
+    def next_item(self, annotator: str, overlap: int, seed: int, claim_minutes: float = 60.0) -> int | None:
+        """The item `annotator` labels next (claimed for them), or None when none is left for them. Another
+        annotator's claim older than `claim_minutes` (shown, never voted: they left) no longer holds a slot."""
         from sqlalchemy import and_, func, not_, or_, select
 
         t = _tables()
@@ -204,8 +206,10 @@ class Store:
             if open_claim is not None:
                 return open_claim
             mine = select(lab.c.item).where(lab.c.annotator == annotator)
+            stale = time.time() - 60 * claim_minutes
             holders = (select(func.count()).select_from(lab)
-                       .where(and_(lab.c.item == t.items.c.idx, or_(lab.c.vote.is_(None), lab.c.vote != SKIP)))
+                       .where(and_(lab.c.item == t.items.c.idx,
+                                   or_(and_(lab.c.vote.is_(None), lab.c.shown_at >= stale), lab.c.vote != SKIP)))
                        .scalar_subquery())
             item = c.execute(select(t.items.c.idx).where(not_(t.items.c.idx.in_(mine)), holders < overlap)
                              .order_by(t.items.c.idx).limit(1)).scalar()
