@@ -206,3 +206,29 @@ def test_build_turns_human_labels_into_pairs(tmp_path):
         again = round2[json.dumps(r["prompt"])]
         assert (again["chosen"], again["rejected"]) == (r["rejected"], r["chosen"])
         assert again["judge"].startswith("human:")
+
+
+def test_three_annotators_krippendorff_alpha_by_hand():
+    """Three annotators, four pairs, every pair labeled by all (c = chosen, r = rejected):
+
+        pair 1: c c c   pair 2: c c r   pair 3: r r r   pair 4: r r c
+
+    Coincidences (each ordered pair of values in a unit counts 1/(3-1)): o_cc = 3 + 1 = 4, o_rr = 3 + 1 = 4,
+    o_cr = o_rc = 1 + 1 = 2; n_c = n_r = 6, n = 12. alpha = 1 - (n-1) * (o_cr + o_rc) / (2 n_c n_r)
+    = 1 - 11 * 4 / 72 = 0.388889. Percent agreement: (1 + 1/3 + 1 + 1/3) / 4 = 0.666667. No Cohen's kappa
+    (it is for two annotators), but one per pair of annotators: ann/bob agree everywhere (kappa 1)."""
+    from dpo_exp.label.export import agreement
+    from dpo_exp.label.store import Label
+
+    said = {"ann": "ccrr", "bob": "ccrr", "cy": "crrc"}
+    labels = [Label(item=i, annotator=who, swapped=False, vote="A" if v == "c" else "B",
+                    preferred="chosen" if v == "c" else "rejected", scores=None, comment=None, shown_at=0.0,
+                    labeled_at=1.0, app_version="t")
+              for who, votes in said.items() for i, v in enumerate(votes)]
+    report = agreement(labels, [])
+    assert report["krippendorff_alpha"] == pytest.approx(1 - 44 / 72)
+    assert report["percent_agreement"] == pytest.approx(2 / 3)
+    assert report["cohen_kappa"] is None
+    pairwise = {tuple(p["annotators"]): p for p in report["pairwise"]}
+    assert pairwise[("ann", "bob")]["cohen_kappa"] == pytest.approx(1.0)
+    assert pairwise[("ann", "cy")]["percent_agreement"] == 0.5
