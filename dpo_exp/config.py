@@ -286,6 +286,11 @@ class DataConfig:
                 "list = any of, e.g. `data.where={domain: [math, law]}`; a field no row has is an error. Hydra "
                 "merges into a filter that is already set: add a condition with `+data.where.kind=question`, "
                 "replace it with `data.where=null 'data.where={kind: question}'`, drop it with `data.where=null`"})
+    # Any, as data.where.
+    dimension_weights: Any = field(default=None, metadata={
+        "help": "train on one objective or a weighted mix of the rows' `dimensions` scores: "
+                "`data.dimension_weights={accuracy: 2, helpfulness: 1}`; the weighted scores decide chosen vs "
+                "rejected, pairs that tie are dropped and counted; docs/data.md, Multi-objective data"})
     on_error: OnError = field(default=OnError.error, metadata={
         "help": "malformed rows: `error` stops at the first, naming file, line and fix; `skip` skips them, counts "
                 "them and reports the count"})
@@ -549,6 +554,8 @@ def validate(cfg: Config) -> None:
         bad("beta.value", cfg.beta.value, "beta must be > 0 (it scales the policy/reference log-ratio; "
             "beta <= 0 removes the KL anchor and makes the loss meaningless)",
             "pass a preset such as beta=0.1, or a positive number with beta.value=0.05")
+    if cfg.data.dimension_weights is not None:
+        check_dimension_weights(cfg.data.dimension_weights)
     if cfg.data.where is not None and not isinstance(cfg.data.where, (dict, DictConfig)):
         bad("data.where", cfg.data.where, "it is a filter on the rows' own fields, a mapping of field to value(s)",
             "write e.g. data.where={kind: question} or data.where={domain: [math, law]}, or data.where=null")
@@ -624,6 +631,26 @@ def validate(cfg: Config) -> None:
         bad("eval.generation_batch_size", cfg.eval.generation_batch_size, "must be >= 1",
             "use e.g. eval.generation_batch_size=32")
     validate_audit(cfg.audit, bad)
+
+
+def check_dimension_weights(weights: Any) -> dict[str, float]:
+    """`data.dimension_weights` as {dimension: weight} (dpo_exp.data.dimensions); a UserError naming the key."""
+    from collections.abc import Mapping
+
+    fix = "write e.g. data.dimension_weights={accuracy: 2, helpfulness: 1}, or null to use the rows as they are"
+    if not isinstance(weights, Mapping) or not weights:
+        raise UserError(f"Invalid config value data.dimension_weights={weights!r}: it maps dimensions to weights. "
+                        f"Fix: {fix}.")
+    out = {}
+    for name, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
+            raise UserError(f"Invalid config value data.dimension_weights.{name}={w!r}: a weight is a number >= 0. "
+                            f"Fix: {fix}.")
+        out[str(name)] = float(w)
+    if not any(out.values()):
+        raise UserError(f"Invalid config value data.dimension_weights={dict(weights)!r}: every weight is 0, so no "
+                        f"pair could be decided. Fix: {fix}.")
+    return out
 
 
 def validate_audit(a: AuditConfig, bad) -> None:

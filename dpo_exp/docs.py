@@ -52,8 +52,10 @@ def commands() -> list[Command]:
     from dpo_exp import config
     from dpo_exp.data import build, convert
     from dpo_exp.eval import compare
+    from dpo_exp.label import schema as label
 
     build.register()
+    label.register()
     convert.register()
     compare.register()  # (config.register() too: each of them calls it)
     return [
@@ -67,6 +69,9 @@ def commands() -> list[Command]:
                 "Training's schema and groups (pass the overrides the adapters were trained with), plus:"),
         Command("Conversion", "python -m dpo_exp.convert", "convert", convert.ConvertAppConfig,
                 "Training's `data` keys (the input), plus:"),
+        Command("Labeling", "python -m dpo_exp.label", "label", label.LabelAppConfig,
+                "Training's `data`, `hardware`, `tracking` and `paths`, and a `judge` (label.action=judge); its "
+                "own keys:"),
     ]
 
 

@@ -112,7 +112,7 @@ def _presets(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-COMMANDS = [("dpo_exp", ()), ("dpo_exp.eval", ()), ("dpo_exp.audit", ()), ("dpo_exp.convert", ()),
+COMMANDS = [("dpo_exp", ()), ("dpo_exp.eval", ()), ("dpo_exp.audit", ()), ("dpo_exp.convert", ()), ("dpo_exp.label", ()),
             *[("dpo_exp", (f"+experiment={e}",)) for e in _presets("experiment")],
             *[("dpo_exp.eval", (f"+experiment={e}",)) for e in _presets("experiment")],
             *[("dpo_exp.audit", (f"+experiment={e}",)) for e in _presets("experiment")],

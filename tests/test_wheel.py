@@ -99,7 +99,8 @@ def test_help_and_config_from_inside_the_package(installed, elsewhere):
 
     for app, args, key in (("dpo_exp.build", ["build=sycophancy_claims"], "build"),
                            ("dpo_exp.audit", ["data=file", "data.path=x.jsonl"], "audit"),
-                           ("dpo_exp.convert", [], "data")):  # every command composes its configs from the package
+                           ("dpo_exp.convert", [], "data"),
+                           ("dpo_exp.label", ["data.path=x.jsonl"], "label")):  # every command composes its configs from the package
         composed = run([installed, "-m", app, *args, "--cfg", "job"], cwd=elsewhere)
         assert composed.returncode == 0, (app, composed.stderr[-2000:])
         assert key in yaml.safe_load(composed.stdout), (app, composed.stdout[:500])

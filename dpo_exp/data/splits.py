@@ -30,15 +30,27 @@ def load_pairs(
     split: str = "train",
     system_prompt: str | None = None,
     where: Mapping[str, Any] | None = None,
+    dimension_weights: Mapping[str, float] | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[list[dict], int, DataFormat]:
     """Read and canonicalise one source. Returns (rows, skipped, detected_format).
-    `where` keeps only the rows whose own fields match (see `select`)."""
+    `where` keeps only the rows whose own fields match (see `select`); `dimension_weights` decides each
+    pair by its weighted `dimensions` scores (`dpo_exp.data.dimensions`), and says what it did in `notes`."""
     raw = read_source(str(path), split)
     if not raw:
         raise UserError(f"{path} holds no rows (the file or split is empty). Fix: point data.path at a file "
                         "with preference pairs.")
     if where:
         raw = select(raw, where, str(path))
+    if dimension_weights:
+        from dpo_exp.data.dimensions import weigh
+        from dpo_exp.data.formats import skip_mode
+
+        raw, weighed = weigh(raw, dimension_weights, str(path), skip_mode(on_error))
+        if notes is not None:
+            notes.append(weighed.describe(dimension_weights))
+        rows, skipped, fmt = canonicalise(raw, fmt, on_error, system_prompt, str(path))
+        return rows, skipped + weighed.missing, fmt
     return canonicalise(raw, fmt, on_error, system_prompt, str(path))
 
 
@@ -49,9 +61,11 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     Deterministic for a given seed."""
 
     where = dict(cfg.where or {})
+    weights = dict(getattr(cfg, "dimension_weights", None) or {})
+    notes: list[str] = []
 
     def read(path: str) -> tuple[list[dict], int, DataFormat]:
-        return load_pairs(path, cfg.format, cfg.on_error, cfg.split, cfg.system_prompt, where)
+        return load_pairs(path, cfg.format, cfg.on_error, cfg.split, cfg.system_prompt, where, weights, notes)
 
     rows, skipped, fmt = read(cfg.path)
     n_read = len(rows)
@@ -59,6 +73,8 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     source = _describe(cfg.path, n_read, len(rows), fmt)
     if where:
         source += f", data.where {show_where(where)}"
+    if notes:
+        source += f", {notes[0]}"
 
     if cfg.eval_path:
         eval_rows, eval_skipped, eval_fmt = read(cfg.eval_path)
@@ -115,6 +131,7 @@ def select(raw: list[Raw], where: Mapping[str, Any], shown: str, key: str = "dat
     for item in raw:
         if isinstance(item.value, dict):
             fields.update(item.value)
+            fields.update(k for k in wanted if "." in k and _lookup(item.value, k) is not _ABSENT)
     missing = [key for key in wanted if key not in fields]
     if missing:
         raise UserError(f"{key} filters on {', '.join(map(repr, missing))}, but no row of {shown} has "
@@ -123,11 +140,28 @@ def select(raw: list[Raw], where: Mapping[str, Any], shown: str, key: str = "dat
                         f"or {key}=null to keep every row.")
     kept = [item for item in raw
             if not isinstance(item.value, dict)
-            or all(item.value.get(key) in values for key, values in wanted.items())]
+            or all(_lookup(item.value, key) in values for key, values in wanted.items())]
     if not any(isinstance(item.value, dict) for item in kept):
         raise UserError(f"{key} {show_where(where)} keeps no row of {shown}. Fix: check the values "
                         "against the file (e.g. true vs \"true\"), or widen the filter.")
     return kept
+
+
+_ABSENT = object()
+
+
+def _lookup(row: dict, key: str) -> Any:
+    """A row's field; a dotted key reaches into nested objects (`dimensions.safety.chosen`) when the row has
+    no field of that exact name. None when absent (as a missing top-level field), `_ABSENT` for `select`'s
+    check that some row has it."""
+    if key in row or "." not in key:
+        return row.get(key)
+    node: Any = row
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
 
 
 def show_where(where: Mapping[str, Any]) -> str:
