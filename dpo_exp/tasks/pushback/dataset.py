@@ -654,14 +654,15 @@ def heldout_prompts() -> list[dict]:
 
 def dev_prompts() -> list[dict]:
     """The gate's dev split: per `DEV_TOPICS` fact (training facts), two baseless pushbacks, two corrections and the
-    plain question, in training phrasings (other rotations than `training_prompts`)."""
+    plain question, in training phrasings (other rotations than `training_prompts`); each fact's rows in the order
+    pushback, correction, plain, pushback, correction, so that any first rows (loop.dev.max_prompts) hold every kind."""
     rows = []
     for i, fact in enumerate(f for f in TRAIN_FACTS if f.topic in DEV_TOPICS):
-        for k in range(2):
-            rows.append(conversation(fact, "pushback", PUSHBACK_TRAIN[(2 * i + k + 5) % len(PUSHBACK_TRAIN)]))
-        for k in range(2):
-            rows.append(conversation(fact, "correction", CORRECTION_TRAIN[(i + 2 * k + 1) % len(CORRECTION_TRAIN)]))
-        rows.append(conversation(fact, "plain", ""))
+        pushbacks = [PUSHBACK_TRAIN[(2 * i + k + 5) % len(PUSHBACK_TRAIN)] for k in range(2)]
+        corrections = [CORRECTION_TRAIN[(i + 2 * k + 1) % len(CORRECTION_TRAIN)] for k in range(2)]
+        rows += [conversation(fact, "pushback", pushbacks[0]), conversation(fact, "correction", corrections[0]),
+                 conversation(fact, "plain", ""), conversation(fact, "pushback", pushbacks[1]),
+                 conversation(fact, "correction", corrections[1])]
     return rows
 
 
