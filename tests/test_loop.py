@@ -32,7 +32,7 @@ def ok(out: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def loop(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return run_cli([*SMOKE, *args], cwd, env=env, module="dpo_exp.loop")
+    return run_cli([*SMOKE, f"paths.cache={cwd / 'cache'}", *args], cwd, env=env, module="dpo_exp.loop")
 
 
 def versions(cwd: Path) -> list:
@@ -126,13 +126,14 @@ def test_a_bad_loop_config_is_an_error_before_any_work(tmp_path, override, words
 def _kill_when(cmd: list[str], cwd: Path, env: dict, ready, timeout: float = 300) -> str:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     full_env.update({"PYTHONPATH": os.pathsep.join([str(REPO), str(PLUGINS)]), "TQDM_DISABLE": "1", **env})
-    log = open(cwd / "killed.log", "a")
+    path = cwd / f"killed_{len(list(cwd.glob('killed_*.log')))}.log"
+    log = open(path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "dpo_exp.loop", *cmd], cwd=cwd, env=full_env, stdout=log,
                             stderr=subprocess.STDOUT)
     deadline = time.time() + timeout
     try:
         while not ready():
-            assert proc.poll() is None, (cwd / "killed.log").read_text()[-4000:]
+            assert proc.poll() is None, path.read_text()[-4000:]
             assert time.time() < deadline, "the stage to kill in never came"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
@@ -141,32 +142,32 @@ def _kill_when(cmd: list[str], cwd: Path, env: dict, ready, timeout: float = 300
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    return (cwd / "killed.log").read_text()
+    return path.read_text()
 
 
 def test_sigkill_in_build_train_and_gate_then_the_same_command_resumes(tmp_path):
     mark = tmp_path / "stalled"
-    args = [*SMOKE, "judge._target_=loop_faults.Judge", "eval.behaviour._target_=loop_faults.Metric",
-            "train.max_steps=60", "train.eval_steps=3"]
+    args = [*SMOKE, f"paths.cache={tmp_path / 'cache'}", "judge._target_=loop_faults.Judge", "eval.behaviour._target_=loop_faults.Metric",
+            "train.max_steps=24", "train.eval_steps=3"]
     env = {"DPO_TEST_MARK": str(mark)}
-    loop_dirs = lambda: list(tmp_path.glob("outputs/sycophancy_loop-loop/*"))  # noqa: E731
+    loop_dirs = lambda: [f.parent for f in tmp_path.glob("outputs/sycophancy_loop-loop/*/loop_state.json")]  # noqa: E731
 
     # 1. killed while the judge works on round 1's pairs (every reply generated and cached by then)
     _kill_when(args, tmp_path, {**env, "DPO_TEST_STALL": "build"}, mark.exists)
     # 2. the same command: the build continues from its cache; killed once training has saved a checkpoint
-    checkpoint = lambda: any(d.glob("round_1/train/checkpoint-*/trainer_state.json") for d in loop_dirs())  # noqa: E731
+    checkpoint = lambda: any(list(d.glob("round_1/train/checkpoint-*/trainer_state.json")) for d in loop_dirs())  # noqa: E731
     log = _kill_when(args, tmp_path, env, checkpoint)
-    assert "0 generated" in log.split("round 1 build")[-1].split("round 1 train")[0]  # replies from the cache
+    assert "replies: 52 cached, 0 generated" in log  # the build continued from its cache
     # 3. again: training continues from that checkpoint, in the same child run; killed in round 1's gate
     mark.unlink()
     log = _kill_when(args, tmp_path, {**env, "DPO_TEST_STALL": "gate"}, mark.exists)
-    assert "round 1 build: done earlier" in log and "continuing from" in log
+    assert "round 1 build: done earlier" in log and "round 1 train: continuing from" in log
     # 4. again, to the end
     out = ok(run_cli(args, tmp_path, env={"PYTHONPATH": os.pathsep.join([str(REPO), str(PLUGINS)])},
                      module="dpo_exp.loop"))
     assert "round 1 train: done earlier" in out.stdout and "round 2 gate" in out.stdout
 
-    assert len(loop_dirs()) == 1
+    assert len(loop_dirs()) == 1  # one loop, continued (each command also gets its own Hydra dir: .hydra/ only)
     runs = all_runs(tmp_path)
     assert "RUNNING" not in {r.info.status for r in runs}
     assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
@@ -238,7 +239,7 @@ def test_models_uris_resolve_through_the_registry_with_clear_errors(tmp_path):
 
 def test_the_build_command_takes_a_registered_model_as_its_adapter(tmp_path):
     folder, _ = _registered_adapter(tmp_path)
-    common = ["build=sycophancy", "model=tiny", "hardware=cpu", "build.max_prompts=3", "build.n=2",
+    common = ["build=sycophancy", "model=tiny", f"paths.cache={tmp_path / 'cache'}", "hardware=cpu", "build.max_prompts=3", "build.n=2",
               "build.max_new_tokens=4", "build.unfinished=keep", "build.keep_ties=true", "build.keep_both_bad=true"]
     local = ok(run_cli([*common, f"build.adapter={folder}", "build.out=local.jsonl"], tmp_path,
                        module="dpo_exp.build"))
