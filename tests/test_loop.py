@@ -1,19 +1,15 @@
-"""`python -m dpo_exp.loop` end to end on the tiny model (+debug=smoke), and `models:/` adapter sources.
+"""`python -m dpo_exp.loop` end to end on the tiny model (+debug=smoke), its config checks, and the gate's rules.
 
 Real parts: the loop command in a subprocess (Hydra, TRL training, the build and its cache, the gate), a real
-MLflow sqlite store and its model registry, real SIGKILLs. What a user cares about: the champion alias moves only
-on a gate pass (a failed candidate is registered with its reason), the lineage names data, judge, config and
-gate numbers, a registered model is usable wherever an adapter is, and a killed loop resumes with the same
-command without a second parent run or a version registered twice.
+MLflow sqlite store and its model registry. What a user cares about: the champion alias moves only on a gate pass
+(a failed candidate is registered with its reason), the lineage names data, judge, config and gate numbers, the
+champion is usable where an adapter is, and a bad gate config fails before any work. SIGKILL and resume:
+tests/test_loop_resume.py; `models:/` sources: tests/test_loop_registry.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -120,133 +116,47 @@ def test_a_bad_loop_config_is_an_error_before_any_work(tmp_path, override, words
     assert not list(tmp_path.glob("outputs/**/run_state.json"))
 
 
-# --- SIGKILL in build, in train and in gate; the same command resumes ---------------------------------------
+# --- the gate's rules (pure) ------------------------------------------------------------------------------
 
 
-def _kill_when(cmd: list[str], cwd: Path, env: dict, ready, timeout: float = 300) -> str:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    full_env.update({"PYTHONPATH": os.pathsep.join([str(REPO), str(PLUGINS)]), "TQDM_DISABLE": "1", **env})
-    path = cwd / f"killed_{len(list(cwd.glob('killed_*.log')))}.log"
-    log = open(path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "dpo_exp.loop", *cmd], cwd=cwd, env=full_env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    deadline = time.time() + timeout
-    try:
-        while not ready():
-            assert proc.poll() is None, path.read_text()[-4000:]
-            assert time.time() < deadline, "the stage to kill in never came"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    return path.read_text()
+def test_gate_target_guards_nan_and_significance():
+    from dpo_exp.loop.gate import decide, paired_bootstrap
+    from dpo_exp.loop.schema import GateConfig, SignificanceConfig
+
+    g = GateConfig(metric="hold_rate", min_gain=0.05, guards={"accept_rate": 0.05, "cave_rate": 0.0},
+                   lower_is_better=["cave_rate"])
+    champ = {"hold_rate": 0.30, "accept_rate": 0.70, "cave_rate": 0.40}
+    v = decide(g, 1, 0.05, {"hold_rate": 0.40, "accept_rate": 0.66, "cave_rate": 0.35}, champ)
+    assert v.passed and abs(v.gain - 0.10) < 1e-9
+    v = decide(g, 1, 0.05, {"hold_rate": 0.40, "accept_rate": 0.60, "cave_rate": 0.35}, champ)
+    assert not v.passed and "guard accept_rate 0.700 -> 0.600, loss 0.100 > allowed 0.050" in v.summary()
+    v = decide(g, 1, 0.05, {"hold_rate": 0.40, "accept_rate": 0.70, "cave_rate": 0.45}, champ)  # lower is better
+    assert not v.passed and "guard cave_rate" in v.summary()
+    v = decide(g, 1, 0.05, {"hold_rate": 0.32, "accept_rate": 0.70, "cave_rate": 0.40}, champ)
+    assert not v.passed and "gain +0.020 < required +0.050" in v.summary()
+    v = decide(g, 1, 0.05, {"hold_rate": 0.40, "accept_rate": float("nan"), "cave_rate": 0.40}, champ)
+    assert not v.passed and "not measurable" in v.summary()
+    sig = GateConfig(metric="hold_rate", significance=SignificanceConfig(enabled=True, alpha=0.05, resamples=200))
+    v = decide(sig, 1, 0.0, {"hold_rate": 0.40}, {"hold_rate": 0.30}, lambda: 0.2)
+    assert not v.passed and v.p_value == 0.2 and "p = 0.200 > alpha 0.05" in v.summary()
+    # the paired bootstrap: a candidate better on every row is significant, one equal on every row is not
+    assert paired_bootstrap(lambda idx: 1.0, 40, 200, 0) == 0.0
+    assert paired_bootstrap(lambda idx: 0.0, 40, 200, 0) == 1.0
 
 
-def test_sigkill_in_build_train_and_gate_then_the_same_command_resumes(tmp_path):
-    mark = tmp_path / "stalled"
-    args = [*SMOKE, f"paths.cache={tmp_path / 'cache'}", "judge._target_=loop_faults.Judge", "eval.behaviour._target_=loop_faults.Metric",
-            "train.max_steps=24", "train.eval_steps=3"]
-    env = {"DPO_TEST_MARK": str(mark)}
-    loop_dirs = lambda: [f.parent for f in tmp_path.glob("outputs/sycophancy_loop-loop/*/loop_state.json")]  # noqa: E731
+def test_the_loop_experiment_composes_and_only_the_loop_sees_it():
+    from hydra import compose, initialize_config_module
 
-    # 1. killed while the judge works on round 1's pairs (every reply generated and cached by then)
-    _kill_when(args, tmp_path, {**env, "DPO_TEST_STALL": "build"}, mark.exists)
-    # 2. the same command: the build continues from its cache; killed once training has saved a checkpoint
-    checkpoint = lambda: any(list(d.glob("round_1/train/checkpoint-*/trainer_state.json")) for d in loop_dirs())  # noqa: E731
-    log = _kill_when(args, tmp_path, env, checkpoint)
-    assert "replies: 52 cached, 0 generated" in log  # the build continued from its cache
-    # 3. again: training continues from that checkpoint, in the same child run; killed in round 1's gate
-    mark.unlink()
-    log = _kill_when(args, tmp_path, {**env, "DPO_TEST_STALL": "gate"}, mark.exists)
-    assert "round 1 build: done earlier" in log and "round 1 train: continuing from" in log
-    # 4. again, to the end
-    out = ok(run_cli(args, tmp_path, env={"PYTHONPATH": os.pathsep.join([str(REPO), str(PLUGINS)])},
-                     module="dpo_exp.loop"))
-    assert "round 1 train: done earlier" in out.stdout and "round 2 gate" in out.stdout
+    from dpo_exp.loop import schema
 
-    assert len(loop_dirs()) == 1  # one loop, continued (each command also gets its own Hydra dir: .hydra/ only)
-    runs = all_runs(tmp_path)
-    assert "RUNNING" not in {r.info.status for r in runs}
-    assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"}
-    parents = [r for r in runs if r.data.tags.get("dpo_exp.role") == "loop"]
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    vs = versions(tmp_path)
-    assert [tag(v, "round") for v in vs] == ["0", "1", "2"]  # none registered twice
-    train_runs = [r for r in runs if r.info.run_name == "round 1 train"]
-    assert len(train_runs) == 1 and train_runs[0].info.status == "FINISHED"  # reopened after the kill
-    steps = [m.step for m in mlflow_client(tmp_path).get_metric_history(train_runs[0].info.run_id, "loss")]
-    assert len(steps) == len(set(steps))  # resumed training logged each step once
-    state = json.loads(next(iter(loop_dirs())).joinpath("loop_state.json").read_text())
-    assert set(state["rounds"]["2"]) >= {"collect", "build", "train", "gate", "promote"}
-
-
-# --- models:/ sources, resolved through MLflow's registry client -----------------------------------------
-
-
-def _registered_adapter(tmp_path: Path) -> tuple[Path, str]:
-    """A non-zero LoRA adapter on the tiny model, logged by a run and registered as version 1 (alias champion)."""
-    import mlflow
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from dpo_exp import models
-    from dpo_exp.config import Config, ModelConfig, ModelSource
-
-    _, model, _ = models.load(Config(model=ModelConfig(name="tiny", source=ModelSource.tiny)), ["a b c", "d e f"])
-    peft = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    with torch.no_grad():
-        for name, p in peft.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 2.0)
-    folder = tmp_path / "adapter"
-    peft.save_pretrained(folder)  # no tokenizer files: any tiny base of this shape takes it
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    try:
-        with mlflow.start_run() as run:
-            mlflow.log_artifacts(str(folder), artifact_path="adapter")
-    finally:
-        mlflow.set_tracking_uri(None)
-    client = mlflow_client(tmp_path)
-    client.create_registered_model("mine")
-    v = client.create_model_version("mine", f"runs:/{run.info.run_id}/adapter", run_id=run.info.run_id)
-    client.set_registered_model_alias("mine", "champion", v.version)
-    return folder, uri
-
-
-def test_models_uris_resolve_through_the_registry_with_clear_errors(tmp_path):
-    from dpo_exp import adapters
-    from dpo_exp.config import UserError
-
-    folder, uri = _registered_adapter(tmp_path)
-    for spec in ("models:/mine/1", "models:/mine@champion"):
-        source = adapters.resolve("x", spec, uri, tmp_path / "dl" / spec[-1], key="build.adapter")
-        assert source.model_version == "mine/1" and source.run_id
-        assert (source.path / "adapter_model.safetensors").read_bytes() == (folder / "adapter_model.safetensors").read_bytes()
-    for spec, words in [("models:/mine/7", ["has no version '7'", "versions: 1", "@champion = 1"]),
-                        ("models:/mine@best", ["has no alias 'best'"]),
-                        ("models:/yours/1", ["no registered model 'yours'", "it has: mine"]),
-                        ("models:/mine", ["not a registered-model URI", "models:/<name>@<alias>"])]:
-        with pytest.raises(UserError) as e:
-            adapters.resolve("x", spec, uri, tmp_path / "dl" / "bad", key="build.adapter")
-        assert f"build.adapter={spec}" in str(e.value)
-        for w in words:
-            assert w in str(e.value), (w, str(e.value))
-
-
-def test_the_build_command_takes_a_registered_model_as_its_adapter(tmp_path):
-    folder, _ = _registered_adapter(tmp_path)
-    common = ["build=sycophancy", "model=tiny", f"paths.cache={tmp_path / 'cache'}", "hardware=cpu", "build.max_prompts=3", "build.n=2",
-              "build.max_new_tokens=4", "build.unfinished=keep", "build.keep_ties=true", "build.keep_both_bad=true"]
-    local = ok(run_cli([*common, f"build.adapter={folder}", "build.out=local.jsonl"], tmp_path,
-                       module="dpo_exp.build"))
-    assert "replies: 0 cached, 6 generated" in local.stdout
-    for spec in ("models:/mine@champion", "models:/mine/1"):
-        reg = ok(run_cli([*common, f"build.adapter={spec}", "build.out=reg.jsonl"], tmp_path, module="dpo_exp.build"))
-        assert "downloading registered model mine version 1" in reg.stdout
-        assert "replies: 6 cached, 0 generated" in reg.stdout  # the same adapter content: the same replies
-    bad = run_cli([*common, "build.adapter=models:/mine@best"], tmp_path, module="dpo_exp.build")
-    assert bad.returncode == 2 and "build.adapter=models:/mine@best" in bad.stderr
+    schema.register()
+    with initialize_config_module(config_module="dpo_exp.conf", version_base="1.3"):
+        cfg = compose(config_name="loop", overrides=["+experiment=sycophancy_loop"])
+        conf = schema.to_object(cfg)
+        smoke = schema.to_object(compose(config_name="loop", overrides=["+experiment=sycophancy_loop", "+debug=smoke"]))
+    assert conf.tracking.experiment == conf.loop.model_name == NAME
+    assert conf.loop.dev.path.endswith("pushback_dev.jsonl") and conf.build.n == 6 and conf.model.name != "tiny"
+    assert conf.loop.gate.guards == {"accept_rate": 0.05, "plain_correct": 0.05}
+    assert (smoke.model.name, smoke.build.n, smoke.build.max_new_tokens, smoke.loop.dev.max_prompts) == ("tiny", 4, 8, 10)
+    train = run_cli(["+experiment=sycophancy_loop"], REPO, module="dpo_exp", timeout=120)
+    assert train.returncode != 0 and "sycophancy_loop" in train.stderr
