@@ -145,7 +145,8 @@ class BuildConfig:
         "help": "with the prompt and candidate index, fixes each reply exactly, whatever the batch"})
     batch_size: int = field(default=16, metadata={"help": "replies generated together (left-padded)"})
     adapter: Optional[str] = field(default=None, metadata={
-        "help": "a LoRA adapter on the model: a run dir, an adapter folder, `runs:/<id>`, or an MLflow run id"})
+        "help": "a LoRA adapter on the model: a run dir, an adapter folder, `runs:/<id>`, an MLflow run id, or a "
+                "registered model version, `models:/<name>/<version>` or `models:/<name>@<alias>`"})
     selection: Selection = field(default=Selection.best_worst, metadata={
         "help": "`best_worst`: one pair per prompt, the decided pair with the largest Copeland score gap; `all`: "
                 "every pair of candidates decided in both orders"})

@@ -7,6 +7,9 @@
 - `lineage_text`: `python -m dpo_exp.report lineage models:/<name>@champion`: the chain from a version back to the
   starting model, one block per version (its pairs and their digest, the model that wrote them, the judge, the
   training config, the gate's numbers, when it was promoted).
+- `loops_text`: `python -m dpo_exp.report loops NAME...`: several loops (e.g. one per seed, each its own registered
+  model) side by side: each final champion's held-out numbers against its starting model's, then the mean and
+  the spread (sample standard deviation, and min..max) over the loops.
 """
 
 from __future__ import annotations
@@ -154,3 +157,46 @@ def lineage_text(uri: str, spec: str) -> str:
         out.append(f"  parent:    version {hop.tag('parent_version')}")
         out.append("")
     return "\n".join(out)
+
+
+# --- several loops (seeds) --------------------------------------------------------------------------------
+
+
+def loops_text(uri: str, names: list[str]) -> str:
+    """Each loop's final champion vs its starting model on the held-out set, and mean +- sd over the loops."""
+    import statistics
+
+    from dpo_exp import adapters, tracking
+
+    client = tracking.open_client(uri)
+    per_loop = []
+    for name in names:
+        v = adapters.registered_version(f"loops {name}", f"models:/{name}@{registry.CHAMPION}", uri)
+        run = client.get_run(v.tags[registry.TAG + "run"])
+        m = run.data.metrics
+        start = {k.removeprefix("final/heldout/start/"): x for k, x in m.items() if k.startswith("final/heldout/start/")}
+        champ = {k.removeprefix("final/heldout/champion/"): x for k, x in m.items()
+                 if k.startswith("final/heldout/champion/")}
+        if not champ:
+            from dpo_exp.config import UserError
+
+            raise UserError(f"loops: the loop of registered model {name!r} (run {run.info.run_id}) has no final "
+                            "held-out numbers: it has not finished, or it had no held-out set. Fix: run its command "
+                            "again to finish it.")
+        per_loop.append((name, str(v.version), run.info.run_id, start, champ))
+    keys = [k for k in per_loop[0][4] if not k.startswith("n_") and all(k in c and k in s for _, _, _, s, c in per_loop)]
+    lines = [f"held-out numbers of {len(per_loop)} loops (starting model -> final champion), store {uri}", "",
+             "| loop | champion | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+    for name, version, _, start, champ in per_loop:
+        lines.append(f"| {name} | v{version} | " + " | ".join(
+            f"{start[k]:.3f} -> {champ[k]:.3f} ({champ[k] - start[k]:+.3f})" for k in keys) + " |")
+
+    def spread(xs: list[float]) -> str:
+        sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        return f"{statistics.mean(xs):+.3f} +- {sd:.3f} [{min(xs):+.3f}..{max(xs):+.3f}]"
+
+    lines.append("| **mean change +- sd [min..max]** | | " + " | ".join(
+        spread([c[k] - s[k] for _, _, _, s, c in per_loop]) for k in keys) + " |")
+    lines.append("| **mean champion** | | " + " | ".join(
+        f"{statistics.mean([c[k] for *_, c in per_loop]):.3f}" for k in keys) + " |")
+    return "\n".join(lines) + "\n"
