@@ -82,6 +82,8 @@ def test_two_rounds_pass_then_forced_fail_lineage_and_eval_of_the_champion(tmp_p
         assert words in lineage, words
     failed_lineage = ok(run_cli(["lineage", f"models:/{NAME}/{failed.version}"], tmp_path, module="dpo_exp.report"))
     assert "gated:     fail" in failed_lineage.stdout and "not promoted" in failed_lineage.stdout
+    seeds = ok(run_cli(["loops", NAME], tmp_path, module="dpo_exp.report")).stdout  # the 3-seed summary's command
+    assert f"| {NAME} | v{vs[1].version} | " in seeds and "mean change +- sd" in seeds and "hold_rate" in seeds
 
     # the champion where an adapter is accepted: the eval command (same task and smoke model)
     ev = ok(run_cli(["+experiment=sycophancy", "+debug=smoke", f"eval_models.champion=models:/{NAME}@champion"],

@@ -217,7 +217,11 @@ def register_start(loop: Loop, r: int) -> dict:
             tokenizer, model, _ = load_model(loop)
             get_peft_model(model, models.peft_config(loop.conf.lora)).save_pretrained(str(folder))
             tokenizer.save_pretrained(str(folder))
-        else:
+        else:  # an adapter saved with another tokenizer was trained on another base (model=tiny: other data)
+            from dpo_exp import adapters, models
+
+            adapters.check_tokenizer(models.load_tokenizer(loop.conf, loop.corpus), [adapters.Source(
+                "start", str(loop.conf.loop.start), loop.start_adapter, key="loop.start")])
             shutil.copytree(loop.start_adapter, folder)
         tracking.log_folder(folder, "adapter")
         c = registry.client(loop.job.uri)
