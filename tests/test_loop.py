@@ -105,8 +105,6 @@ def test_two_rounds_pass_then_forced_fail_lineage_and_eval_of_the_champion(tmp_p
 @pytest.mark.parametrize("override, words", [
     ("loop.gate.metric=hold_rat", ["loop.gate.metric='hold_rat'", "hold_rate", "accept_rate"]),
     ("+loop.gate.guards.accept_rat=0.05", ["loop.gate.guards.accept_rat", "no such metric"]),
-    ("loop.dev.path=null", ["loop.dev.path", "dev split"]),
-    ("loop.on_fail=retry", ["loop.on_fail", "stop or continue"]),
     ("loop.start=models:/nothing@champion", ["loop.start=models:/nothing@champion", "no registered model"]),
 ])
 def test_a_bad_loop_config_is_an_error_before_any_work(tmp_path, override, words):
@@ -144,6 +142,29 @@ def test_gate_target_guards_nan_and_significance():
     # the paired bootstrap: a candidate better on every row is significant, one equal on every row is not
     assert paired_bootstrap(lambda idx: 1.0, 40, 200, 0) == 0.0
     assert paired_bootstrap(lambda idx: 0.0, 40, 200, 0) == 1.0
+
+
+@pytest.mark.parametrize("override, words", [
+    ("loop.dev.path=null", ["loop.dev.path", "dev split"]),
+    ("loop.dev.path=${data.heldout_path}", ["loop.dev.path", "held-out set"]),
+    ("loop.on_fail=retry", ["loop.on_fail", "stop or continue"]),
+    ("loop.gate.min_gain=[0.1,x]", ["loop.gate.min_gain", "a number or a list of numbers"]),
+    ("loop.rounds=0", ["loop.rounds", "at least one round"]),
+    ("lora=none", ["lora", "LoRA adapter"]),
+])
+def test_loop_keys_are_checked_as_the_config_is_read(override, words):
+    from hydra import compose, initialize_config_module
+
+    from dpo_exp.config import UserError
+    from dpo_exp.loop import schema
+
+    schema.register()
+    with initialize_config_module(config_module="dpo_exp.conf", version_base="1.3"):
+        cfg = compose(config_name="loop", overrides=["+experiment=sycophancy_loop", override])
+    with pytest.raises(UserError) as e:
+        schema.to_object(cfg)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
 
 
 def test_the_loop_experiment_composes_and_only_the_loop_sees_it():

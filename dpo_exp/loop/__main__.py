@@ -1,7 +1,7 @@
 """`python -m dpo_exp.loop`: iterative on-policy DPO with a quality gate, a model registry and lineage.
 
     python -m dpo_exp.loop +experiment=sycophancy_loop                 # the flagship task, 2 on-policy rounds
-    python -m dpo_exp.loop +experiment=sycophancy_loop +debug=smoke    # the same code path, tiny model, ~1 min
+    python -m dpo_exp.loop +experiment=sycophancy_loop +debug=smoke    # the same code path, tiny model, ~30 s
     python -m dpo_exp.loop +experiment=sycophancy_loop loop.rounds=3 loop.reference=champion
     python -m dpo_exp.report lineage models:/sycophancy_loop@champion  # what made the champion
 
