@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import sys
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from dpo_exp import runs
+from dpo_exp import config, runs
 from dpo_exp.cli import hydra_app, log, run_command
 from dpo_exp.config import UserError
 from dpo_exp.loop import schema, stages
@@ -45,7 +46,8 @@ from dpo_exp.loop import schema, stages
 def run(cfg: DictConfig) -> dict:
     from dpo_exp import tracking
 
-    job = runs.Job.from_hydra(cfg, app="dpo_exp.loop", name="loop")
+    overrides = list(HydraConfig.get().overrides.task)
+    job = runs.Job.from_hydra(cfg, app="dpo_exp.loop", name="loop " + config.describe_overrides(overrides))
     # 0. everything the user gave, checked before any model loads or any run is recorded
     conf = schema.to_object(cfg)
     runs.open_store(job.uri, job.outputs)  # the store checked; runs a dead process left RUNNING marked KILLED
@@ -99,7 +101,7 @@ def finish(loop: stages.Loop) -> dict:
 
     conf, state = loop.conf, loop.state
     champion = state.champion
-    final = stages.evaluate(loop, [stages.START, champion], "heldout") if loop.heldout else {}
+    final = stages.evaluate(loop, list(dict.fromkeys([stages.START, champion])), "heldout") if loop.heldout else {}
     target = conf.loop.gate.metric
     rows = report.rounds_table(state, loop.metric, target)
     files = report.write_report(rows, target, f"Loop {loop.name}: rounds", loop.dir / "report")
