@@ -78,5 +78,3 @@ def test_the_build_command_takes_a_registered_model_as_its_adapter(tmp_path):
                      module="dpo_exp.build"))
     assert "downloading registered model mine version 1" in reg.stdout
     assert "replies: 6 cached, 0 generated" in reg.stdout  # the same adapter content: the same replies
-    bad = run_cli([*common, "build.adapter=models:/mine@best"], tmp_path, module="dpo_exp.build")
-    assert bad.returncode == 2 and "build.adapter=models:/mine@best" in bad.stderr

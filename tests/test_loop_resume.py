@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, all_runs, mlflow_client, run_cli
 from test_loop import PLUGINS, SMOKE, ok, tag, versions
 
@@ -42,6 +44,7 @@ def _kill_when(cmd: list[str], cwd: Path, env: dict, ready, timeout: float = 300
     return path.read_text()
 
 
+@pytest.mark.slow  # four loop processes, about 80 s on 2 idle cores: make test-slow
 def test_sigkill_in_build_train_and_gate_then_the_same_command_resumes(tmp_path):
     mark = tmp_path / "stalled"
     args = [*SMOKE, f"paths.cache={tmp_path / 'cache'}", "judge._target_=loop_faults.Judge", "eval.behaviour._target_=loop_faults.Metric",
