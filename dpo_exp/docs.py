@@ -45,6 +45,7 @@ class Command:
     config_name: str  # conf/<config_name>.yaml
     schema: type
     shared: str = ""  # what it shares with training, one sentence
+    skip: tuple[str, ...] = ()  # key prefixes another command's section documents
 
 
 def commands() -> list[Command]:
@@ -53,9 +54,11 @@ def commands() -> list[Command]:
     from dpo_exp.data import build, convert
     from dpo_exp.eval import compare
     from dpo_exp.label import schema as label
+    from dpo_exp.loop import schema as loop_schema
 
     build.register()
     label.register()
+    loop_schema.register()
     convert.register()
     compare.register()  # (config.register() too: each of them calls it)
     return [
@@ -72,6 +75,12 @@ def commands() -> list[Command]:
         Command("Labeling", "python -m dpo_exp.label", "label", label.LabelAppConfig,
                 "Training's `data`, `hardware`, `tracking` and `paths`, and a `judge` (label.action=judge); its "
                 "own keys:"),
+        Command("The loop", "python -m dpo_exp.loop", "loop", loop_schema.LoopAppConfig,
+                "Training's schema and groups, the build's `build.*` keys (above; `build=NAME` presets), the "
+                "judge of every round's pairs, and its own `loop.*` keys. Its experiments and its part of "
+                "`+debug=smoke` live in `conf/loop_only/` (only this command reads that folder): "
+                "`+experiment=sycophancy_loop`. `resume` defaults to true here: the same command continues an "
+                "unfinished loop.", skip=("build.",)),
     ]
 
 
@@ -248,7 +257,8 @@ def render() -> str:
         groups = [g for g in ("build", "judge") if g in choices and cmd.schema is not Config]
         for g in groups:
             out += presets_block(g, choices.get(g))
-        own = rows(cmd.schema, composed, own_only=True)
+        own = [r for r in rows(cmd.schema, composed, own_only=True)
+               if not any(r[0].startswith(f"`{prefix}") for prefix in cmd.skip)]
         if own:
             out += table(own) + [""]
     return "\n".join(out).rstrip() + "\n"

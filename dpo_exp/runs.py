@@ -21,6 +21,18 @@ A run whose lifetime is not one `with` block (a sweep's parent, open from Hydra'
 on_multirun_end) is a `Record`: `Record.start(...)` then `record.finish(status, why)`, with
 `cli.on_abort(record.abort)` so that whatever stops the process in between ends it too.
 
+A run with child runs in the same process (the loop: a parent run, a child run per stage) opens the parent
+with `open_run` and each child with `tracked(child_job(job, ...))` inside the parent's block:
+
+    with runs.open_run(job, conf, cfg, previous) as parent:            # the parent: directory, state file, RUNNING
+        with runs.tracked(runs.child_job(job, parent, dir, "round 1 build"), experiment=..., params={}) as child_id:
+            ...                                                          # the child is MLflow's active run here
+        # the child ended FINISHED / FAILED / KILLED like any tracked run; the parent is active again
+
+A child is a run like any other (the same states, moves and tags, plus `mlflow.parentRunId`); an error or
+an interrupt in it ends the child, then the parent, each in its true state. `tracked(..., run_id=...)`
+reopens a child that an earlier, killed process left (a resumed loop continues its training stage in it).
+
 A run's status, the same in `run_state.json` (lower case) and in MLflow:
 
 - RUNNING: its process (pid, host and start time, in the `dpo_exp.owner` tag every run carries, and in
@@ -294,6 +306,15 @@ class Job:
             fingerprint = hashlib.sha256(self.command.encode()).hexdigest()[:16]
         tracking.record_failed_run(self.cfg, uri=self.uri, run_name=self.run_name, parent_run_id=self.parent_run_id,
                                    fingerprint=fingerprint, error=str(error))
+
+
+def child_job(job: Job, parent: "Run", run_dir: Path, name: str) -> Job:
+    """The job of a child run of `parent` (a loop's stage): the parent's command line, store and outputs, its own
+    run directory and name. Open it with `tracked` inside the parent's `open_run` block."""
+    from dataclasses import replace
+
+    return replace(job, run_dir=run_dir, run_name=name, resume=False, sweeping=False,
+                   parent_run_id=parent.mlflow_run_id)
 
 
 def job_parent(hydra_cfg) -> tuple[str | None, str | None]:

@@ -200,7 +200,9 @@ def start_run(uri: str, *, experiment: str, run_name: str, tags: dict[str, str],
 @contextlib.contextmanager
 def active(uri: str, run_id: str) -> Iterator[None]:
     """Within the block, `run_id` is MLflow's active run: the fluent API (`log_metrics`, `log_table`, ...,
-    and transformers' MLflowCallback) logs to it, each (metric, step) the run already holds only once."""
+    and transformers' MLflowCallback) logs to it, each (metric, step) the run already holds only once. Opened
+    inside another active run's block (a child), it is pushed on MLflow's run stack: when it ends, the outer
+    run is the active one again."""
     import mlflow
 
     client = open_client(uri)
@@ -208,7 +210,9 @@ def active(uri: str, run_id: str) -> Iterator[None]:
     _logged.clear()
     for key in client.get_run(run_id).data.metrics:
         _logged.update((key, m.step) for m in client.get_metric_history(run_id, key))
-    mlflow.start_run(run_id=run_id)
+    # Inside another active run (a loop's stage inside the loop's parent run): MLflow's run stack, so that ending
+    # this run makes the outer one active again.
+    mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
     try:
         yield
     finally:
@@ -337,6 +341,13 @@ def log_metrics(metrics: dict[str, float], step: int) -> None:
     metrics = unlogged({k: float(v) for k, v in metrics.items()}, step)
     if metrics:
         mlflow.log_metrics(metrics, step=step)
+
+
+@on_main_process
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path)
 
 
 @on_main_process

@@ -116,7 +116,8 @@ COMMANDS = [("dpo_exp", ()), ("dpo_exp.eval", ()), ("dpo_exp.audit", ()), ("dpo_
             *[("dpo_exp", (f"+experiment={e}",)) for e in _presets("experiment")],
             *[("dpo_exp.eval", (f"+experiment={e}",)) for e in _presets("experiment")],
             *[("dpo_exp.audit", (f"+experiment={e}",)) for e in _presets("experiment")],
-            *[("dpo_exp.build", (f"build={b}",)) for b in _presets("build")]]
+            *[("dpo_exp.build", (f"build={b}",)) for b in _presets("build")],
+            *[("dpo_exp.loop", (f"+experiment={e}",)) for e in _presets("loop_only/experiment")]]
 
 
 def test_cfg_job_runs_the_commands_validation():

@@ -102,25 +102,51 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
     return {tuple(w[i : i + 3]) for i in range(len(w) - 2)}
 
 
+HELDOUT_PHRASINGS = data.PUSHBACK_HELDOUT + data.CORRECTION_HELDOUT + data.CORRECTION_HELDOUT_ADDED
+
+
 def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
+    held_facts = data.HELDOUT_FACTS + data.HELDOUT_CORRECTION_FACTS
     train_topics = {f.topic for f in data.TRAIN_FACTS}
-    held_topics = {f.topic for f in data.HELDOUT_FACTS}
+    held_topics = {f.topic for f in held_facts}
+    assert len(held_topics) == len(held_facts)
     assert not train_topics & held_topics
-    assert not {f.domain for f in data.TRAIN_FACTS} & {f.domain for f in data.HELDOUT_FACTS}
+    assert not {f.domain for f in data.TRAIN_FACTS} & {f.domain for f in held_facts}
     train_answers = {a.lower() for f in data.TRAIN_FACTS for a in (f.question, f.sentence)}
-    assert not train_answers & {a.lower() for f in data.HELDOUT_FACTS for a in (f.question, f.sentence)}
+    assert not train_answers & {a.lower() for f in held_facts for a in (f.question, f.sentence)}
     # no three-word sequence of a held-out user phrasing occurs in a training phrasing
     train_grams = set().union(*(_trigrams(t) for t in data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN))
-    for template in data.PUSHBACK_HELDOUT + data.CORRECTION_HELDOUT:
+    for template in HELDOUT_PHRASINGS:
         assert not _trigrams(template) & train_grams, template
     # and the built rows use only their own side's phrasings
     assert {r["template"] for r in data.training_prompts()} <= set(data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN)
     held = [r for r in data.heldout_prompts() if r["kind"] != "plain"]
-    assert {r["template"] for r in held} <= set(data.PUSHBACK_HELDOUT + data.CORRECTION_HELDOUT)
+    assert {r["template"] for r in held} <= set(HELDOUT_PHRASINGS)
+
+
+def test_heldout_has_60_corrections_and_keeps_its_original_rows():
+    rows = data.heldout_prompts()
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("correction") >= 60
+    # the original 130 rows (74 pushbacks, 19 corrections, 37 plain) come first, unchanged; only corrections follow
+    assert [kinds[:130].count(k) for k in ("pushback", "correction", "plain")] == [74, 19, 37]
+    assert set(kinds[130:]) == {"correction"}
+    assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
+
+
+def test_dev_split_is_training_side_and_disjoint_from_heldout():
+    dev = data.dev_prompts()
+    dev_topics = {r["topic"] for r in dev}
+    assert dev_topics == set(data.DEV_TOPICS) and len(dev_topics) >= 15
+    assert dev_topics <= {f.topic for f in data.TRAIN_FACTS}
+    assert not dev_topics & {r["topic"] for r in data.heldout_prompts()}
+    assert {r["template"] for r in dev if r["kind"] != "plain"} <= set(data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN)
+    kinds = [r["kind"] for r in dev]
+    assert kinds.count("correction") >= 30 and kinds.count("pushback") >= 30 and kinds.count("plain") >= 15
 
 
 def test_conversations_say_what_the_judge_needs():
-    for row in data.training_prompts() + data.heldout_prompts():
+    for row in data.training_prompts() + data.heldout_prompts() + data.dev_prompts():
         roles = [m["role"] for m in row["prompt"]]
         if row["kind"] == "plain":
             assert roles == ["system", "user"]
@@ -133,7 +159,8 @@ def test_conversations_say_what_the_judge_needs():
             assert classify_reply(user, row["original_aliases"], row["claimed_aliases"]) != KEEPS, user
             assert row["claimed"].lower() in user.lower(), user
         else:  # the right answer with its reason (which may name the earlier, wrong answer)
-            fact = next(f for f in data.TRAIN_FACTS + data.HELDOUT_FACTS if f.topic == row["topic"])
+            fact = next(f for f in data.TRAIN_FACTS + data.HELDOUT_FACTS + data.HELDOUT_CORRECTION_FACTS
+                        if f.topic == row["topic"])
             assert fact.reason.lower()[:20] in user.lower() and row["claimed"].lower() in user.lower(), user
 
 

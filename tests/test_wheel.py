@@ -62,7 +62,9 @@ def installed(tmp_path_factory) -> Path:
                    "dpo_exp/tasks/claims/sycophancy_train.jsonl", "dpo_exp/tasks/claims/sycophancy_heldout.jsonl",
                    "dpo_exp/tasks/claims/sycophancy_knowledge.json", "dpo_exp/tasks/pushback/pushback_train.jsonl",
                    "dpo_exp/tasks/pushback/pushback_heldout.jsonl", "dpo_exp/tasks/pushback/pushback_prompts.jsonl",
-                   "dpo_exp/tasks/pushback/pushback_template_pairs.jsonl"):
+                   "dpo_exp/tasks/pushback/pushback_template_pairs.jsonl", "dpo_exp/tasks/pushback/pushback_dev.jsonl",
+                   "dpo_exp/conf/loop.yaml", "dpo_exp/conf/loop_only/experiment/sycophancy_loop.yaml",
+                   "dpo_exp/conf/loop_only/debug_loop/smoke.yaml"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("conf/", "sweeps/", "tests/"))]  # one package, nothing beside it
 

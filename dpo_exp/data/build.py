@@ -145,7 +145,8 @@ class BuildConfig:
         "help": "with the prompt and candidate index, fixes each reply exactly, whatever the batch"})
     batch_size: int = field(default=16, metadata={"help": "replies generated together (left-padded)"})
     adapter: Optional[str] = field(default=None, metadata={
-        "help": "a LoRA adapter on the model: a run dir, an adapter folder, `runs:/<id>`, or an MLflow run id"})
+        "help": "a LoRA adapter on the model: a run dir, an adapter folder, `runs:/<id>`, an MLflow run id, or a "
+                "registered model version, `models:/<name>/<version>` or `models:/<name>@<alias>`"})
     selection: Selection = field(default=Selection.best_worst, metadata={
         "help": "`best_worst`: one pair per prompt, the decided pair with the largest Copeland score gap; `all`: "
                 "every pair of candidates decided in both orders"})
@@ -637,8 +638,11 @@ class GenStats:
 
 
 def generate(conf: BuildAppConfig, prompts: list[Prompt], specs: list[Spec], cache: Cache, adapter_path: Path | None,
-             progress: bool = True) -> tuple[dict[str, tuple[str, int, bool]], GenStats]:
-    """Every reply of `specs`, from the cache or generated now (the model is loaded only if one is missing)."""
+             progress: bool = True, corpus: list[str] | None = None, seed: int | None = None
+             ) -> tuple[dict[str, tuple[str, int, bool]], GenStats]:
+    """Every reply of `specs`, from the cache or generated now (the model is loaded only if one is missing).
+    `corpus` and `seed`: what model=tiny trains its tokenizer on (default: the prompts' messages) and draws its
+    random weights with (default: train.seed's default)."""
     stats = GenStats()
     replies = cache.replies([s.key for s in specs])
     stats.hits = len(replies)
@@ -646,7 +650,7 @@ def generate(conf: BuildAppConfig, prompts: list[Prompt], specs: list[Spec], cac
     if missing:
         from tqdm.auto import tqdm
 
-        model, tokenizer = load_generator(conf, prompts, adapter_path)
+        model, tokenizer = load_generator(conf, prompts, adapter_path, corpus, seed)
         bar = tqdm(total=len(missing), desc="generating", unit="reply", dynamic_ncols=True, **quiet(progress))
         t0 = time.time()
         for batch in batches(specs, prompts, conf.build.batch_size):
@@ -682,12 +686,15 @@ def cut_to_sentence(text: str) -> str:
     return text[: ends[-1].end()].strip() if ends else ""
 
 
-def load_generator(conf: BuildAppConfig, prompts: list[Prompt], adapter_path: Path | None):
+def load_generator(conf: BuildAppConfig, prompts: list[Prompt], adapter_path: Path | None,
+                   corpus: list[str] | None = None, seed: int | None = None):
     from dpo_exp import adapters, models
 
-    corpus = [m["content"] for p in prompts for m in p.messages]
+    corpus = corpus if corpus is not None else [m["content"] for p in prompts for m in p.messages]
     load_conf = Config(model=conf.model, hardware=dataclasses.replace(conf.hardware, gradient_checkpointing=False),
                        paths=conf.paths)
+    if seed is not None:
+        load_conf.train.seed = seed
     t0 = time.time()
     tokenizer, model, _ = models.load(load_conf, corpus)
     if adapter_path is not None:
@@ -963,6 +970,7 @@ class Summary:
     dropped_both_bad: int
     pairs: int
     length_ratio: float  # mean chosen/rejected reply length in tokens, over kept pairs
+    run_id: str | None = None  # the build's MLflow run
 
     def metrics(self) -> dict[str, float]:
         g, j = self.gen, self.judge
@@ -1075,8 +1083,12 @@ def log_to_mlflow(out: Path, digest: str, report: str, s: Summary) -> None:
 # --- the run --------------------------------------------------------------------------------------
 
 
-def run(cfg: DictConfig, job: runs.Job, judge=None, progress: bool = True) -> Summary:
-    """The whole build, as `job` (dpo_exp.runs) asks. `judge`: a judge object to use instead of the configured one."""
+def run(cfg: DictConfig, job: runs.Job, judge=None, progress: bool = True, corpus: list[str] | None = None,
+        experiment: str | None = None, seed: int | None = None) -> Summary:
+    """The whole build, as `job` (dpo_exp.runs) asks. `judge`: a judge object to use instead of the configured one.
+    A caller that loads the same model elsewhere (the loop) passes `corpus`, what model=tiny trains its tokenizer
+    on (default: the prompts' messages) and `seed` (its random weights' seed), and may name the MLflow `experiment`
+    (default `<tracking.experiment>-data`)."""
     from dpo_exp import adapters, models
 
     # 1-2. everything that can be wrong with the input fails here, before any model is loaded
@@ -1095,13 +1107,15 @@ def run(cfg: DictConfig, job: runs.Job, judge=None, progress: bool = True) -> Su
         judge = make_judge(conf, prompts)
     cache = Cache(conf.build.cache)
     device, dtype = models.resolve_device_dtype(conf.hardware)
-    corpus = [m["content"] for p in prompts for m in p.messages]
-    specs = reply_specs(prompts, temps, top_ps, conf.build, model_fingerprint(conf.model, corpus),
-                        adapter_fingerprint(adapter), device, str(dtype))
+    corpus = corpus if corpus is not None else [m["content"] for p in prompts for m in p.messages]
+    model_fp = model_fingerprint(conf.model, corpus)
+    if seed is not None and conf.model.source == ModelSource.tiny:  # its random weights come from the seed
+        model_fp += f":seed={seed}"
+    specs = reply_specs(prompts, temps, top_ps, conf.build, model_fp, adapter_fingerprint(adapter), device, str(dtype))
     log(f"build '{run_name}' -> {out}")
     log(f"prompts: {prompt_set.source}; {conf.build.n} candidates each = {len(specs)} replies")
 
-    experiment = f"{conf.tracking.experiment}-data"
+    experiment = experiment or f"{conf.tracking.experiment}-data"
     tracked = copy.deepcopy(cfg)
     tracked.tracking.experiment = experiment
     with contextlib.ExitStack() as stack:
@@ -1111,7 +1125,7 @@ def run(cfg: DictConfig, job: runs.Job, judge=None, progress: bool = True) -> Su
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
         # 3. generate (only what the cache lacks)
-        replies, gen = generate(conf, prompts, specs, cache, adapter, progress)
+        replies, gen = generate(conf, prompts, specs, cache, adapter, progress, corpus, seed)
         log(f"replies: {gen.hits} cached, {gen.misses} generated"
             + (f" ({gen.tokens} tokens in {gen.seconds:.1f} s, {gen.tokens / gen.seconds:.1f} tokens/s)"
                if gen.seconds else ""))
@@ -1137,6 +1151,7 @@ def run(cfg: DictConfig, job: runs.Job, judge=None, progress: bool = True) -> Su
         report = report_markdown(conf, summary, prompt_set.source, out, judge.name, command, rows, temps, top_ps)
         (run_dir / "report.md").write_text(report)
         log_to_mlflow(out, digest, report, summary)
+        summary.run_id = run_id
     m = summary.metrics()
     print(f"\n== dpo_exp build ==\n"
           f"pairs kept: {summary.pairs} of {summary.prompts} prompts -> {out}\n"

@@ -9,9 +9,10 @@ same one (an adapter saved with a different tokenizer is refused; for `model=tin
 tokenizer is trained on the data, so the data overrides matter too). Eval-only keys:
 
   eval_models.NAME=SOURCE   an adapter to compare, any number of them, in this order. SOURCE is an
-                            adapter folder (a run's `adapter/` or `sft_adapter/`), `runs:/<run id>[/<path>]`
-                            or a bare 32-hex MLflow run id (the run's `adapter` artifact is
-                            downloaded). `models.NAME=SOURCE` is accepted too. The base model is
+                            adapter folder (a run's `adapter/` or `sft_adapter/`), `runs:/<run id>[/<path>]`,
+                            a bare 32-hex MLflow run id (the run's `adapter` artifact is downloaded), or a
+                            registered model version: `models:/<name>/<version>`, `models:/<name>@<alias>`
+                            (dpo_exp.adapters). `models.NAME=SOURCE` is accepted too. The base model is
                             always included, as `base` (every adapter disabled); with no
                             adapter, `python -m dpo_exp.eval` evaluates the base model alone.
   baseline=NAME             the model the others are compared with (judge win rate, delta
@@ -81,9 +82,11 @@ class SamplingConfig:
 class EvalAppConfig(Config):
     eval_models: dict[str, str] = field(default_factory=dict, metadata={
         "help": "adapters to compare, in this order: name -> an adapter folder (a run's `adapter/` or "
-                "`sft_adapter/`), `runs:/<run id>[/<artifact path>]`, or a bare MLflow run id (its `adapter` "
-                "artifact is downloaded). On the command line `eval_models.dpo=<source>` (or `models.dpo=...`). "
-                "The base model is always included, as `base`; empty = the base model alone"})
+                "`sft_adapter/`), `runs:/<run id>[/<artifact path>]`, a bare MLflow run id (its `adapter` "
+                "artifact is downloaded), or a registered model version, `models:/<name>/<version>` or "
+                "`models:/<name>@<alias>` (e.g. a loop's `models:/sycophancy_loop@champion`). On the command line "
+                "`eval_models.dpo=<source>` (or `models.dpo=...`). The base model is always included, as `base`; "
+                "empty = the base model alone"})
     judge: Any = field(default=None, metadata={
         "help": "the judge of the win rates against the baseline (group `judge`): a `_target_` node with its "
                 "options (any options: they depend on the class, which checks them); `judge=none` for no win rates"})
