@@ -265,16 +265,35 @@ class DPOExpTrainer(DPOTrainer):
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         if (self.state.global_step == 0 and eval_dataset is None and self.start_eval_cache_dir is not None
                 and self.args.world_size == 1):  # N processes evaluate collectively: one cannot wait on a lock
-            path = self.start_eval_cache_dir / f"{self.start_eval_key()}.json"
-            metrics, reused = json_cached(path, lambda: self._evaluate_now(None, ignore_keys, metric_key_prefix))
-            self.start_eval_event = "cached" if reused else "computed"
-            if reused:  # logged and passed to the callbacks as the computed evaluation was
-                print(f"[dpo_exp] step-0 evaluation: reused from {path}", flush=True)
-                self.last_kl = {k.removeprefix("eval_"): v for k, v in metrics.items() if k.startswith("eval_kl/")}
-                self.log(dict(metrics))
-                self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-            return metrics
+            return self._start_evaluation(ignore_keys, metric_key_prefix)
         return self._evaluate_now(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def _start_evaluation(self, ignore_keys, metric_key_prefix):
+        """The step-0 evaluation, from `paths.cache/eval_start` when an earlier run computed it from the same start.
+
+        The evaluation draws from the random generators (each DataLoader draws a seed), and the batch order
+        drawn after it depends on those draws: the cache keeps the generators' states before and after, and
+        is used only when the states now are the "before" ones, which it then moves to the "after" ones. So
+        a run that reuses it trains exactly as the run that computed it."""
+        path = self.start_eval_cache_dir / f"{self.start_eval_key()}.json"
+        before = rng_states()
+
+        def compute():
+            metrics = self._evaluate_now(None, ignore_keys, metric_key_prefix)
+            return {"metrics": metrics, "rng_before": digest(before), "rng_after": rng_states()}
+
+        entry, reused = json_cached(path, compute)
+        if reused and entry.get("rng_before") != digest(before):  # another random stream: compute it here
+            entry, reused = compute(), False
+        self.start_eval_event = "cached" if reused else "computed"
+        metrics = entry["metrics"]
+        if reused:  # logged and passed to the callbacks as the computed evaluation was
+            print(f"[dpo_exp] step-0 evaluation: reused from {path}", flush=True)
+            restore_rng_states(entry["rng_after"])
+            self.last_kl = {k.removeprefix("eval_"): v for k, v in metrics.items() if k.startswith("eval_kl/")}
+            self.log(dict(metrics))
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     def _evaluate_now(self, eval_dataset, ignore_keys, metric_key_prefix):
         # TRL averages `_metrics["eval"]` into the eval log line; adding the KL here puts it in
@@ -299,6 +318,38 @@ class DPOExpTrainer(DPOTrainer):
                  self.kl_prompts, self.kl_samples_per_prompt, self.kl_max_new_tokens, torch.__version__,
                  str(self.accelerator.device)]
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
+
+
+def rng_states() -> str:
+    """Python's, NumPy's and torch's (CPU, and CUDA when present) random generator states, as text."""
+    import base64
+    import pickle
+    import random
+
+    import numpy as np
+
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state().numpy(),
+              "cuda": [s.numpy() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else []}
+    return base64.b64encode(pickle.dumps(states)).decode()
+
+
+def restore_rng_states(text: str) -> None:
+    import base64
+    import pickle
+    import random
+
+    import numpy as np
+
+    states = pickle.loads(base64.b64decode(text))  # written by rng_states into dpo_exp's own cache
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(torch.from_numpy(states["torch"]))
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all([torch.from_numpy(s) for s in states["cuda"]])
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ConsoleProgress(TrainerCallback):

@@ -285,16 +285,42 @@ def test_the_step0_evaluation_is_computed_once_per_start(tmp_path, monkeypatch):
     numbers the first run computed, KL included; another beta or seed is another start and computes its own."""
     common = [f"paths.cache={tmp_path / 'cache'}", "train.max_steps=2", "train.eval_steps=1000", "eval.at_start=true"]
 
+    histories = {}
+
     def step0(name, overrides):
         trainer = tiny_trainer(tmp_path / name, monkeypatch, [*common, *overrides])
         trainer.train()
         (entry,) = [e for e in trainer.state.log_history if "eval_loss" in e and e["step"] == 0]
+        histories[name] = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
         return trainer.start_eval_event, {k: v for k, v in entry.items() if "runtime" not in k and "per_second" not in k}
 
     event, first = step0("first", [])
     assert event == "computed" and "eval_kl/sampled" in first and "eval_rewards/margins" in first
+    event, rerun = step0("rerun", [])
+    # Reusing it leaves the random stream where computing it did: the same batches, the same losses.
+    assert event == "cached" and rerun == first and histories["rerun"] == histories["first"]
     event, again = step0("again", ["train.learning_rate=1e-3"])
     assert event == "cached" and again == first
     assert step0("beta", ["beta.value=0.3"])[0] == "computed"
     assert step0("seed", ["train.seed=7"])[0] == "computed"
     assert step0("off", ["eval.cache_start=false"])[0] is None
+
+
+def test_a_reused_step0_evaluation_leaves_the_random_stream_where_computing_it_did(tmp_path, monkeypatch):
+    """The evaluation draws from the random generators (each DataLoader draws a seed) and the training batches
+    drawn after it depend on that: reusing it must move the generators exactly as computing it did."""
+    import random
+
+    import numpy as np
+    import torch
+
+    after = {}
+    for event in ("computed", "cached"):
+        trainer = tiny_trainer(tmp_path / event, monkeypatch, [f"paths.cache={tmp_path / 'cache'}"])
+        before = torch.get_rng_state()
+        trainer.evaluate()
+        assert trainer.start_eval_event == event
+        after[event] = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1])
+    assert not torch.equal(after["computed"][0], before)  # the evaluation does draw: the test means something
+    assert torch.equal(after["cached"][0], after["computed"][0])
+    assert after["cached"][1] == after["computed"][1] and (after["cached"][2] == after["computed"][2]).all()
