@@ -4,7 +4,7 @@
 
 Starts `python -m dpo_exp.label` (the real server: uvicorn, the Gradio page, the JSON API, a SQLite WAL
 database by default) on a free port, then N threads, one per annotator, each looping over its queue as
-the page does: `GET /api/label/next` (claims the next pair) then `POST /api/label/submit` with a vote,
+the page does: `GET /api/label/next` (reserves the next pair) then `POST /api/label/submit` with a vote,
 two scores and a comment, until the server has nothing left for it. With --overlap equal to the number
 of annotators every annotator labels every pair, so N x pairs submissions.
 

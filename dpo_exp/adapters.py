@@ -102,7 +102,7 @@ def registered_version(key: str, spec: str, uri: str):
     m = MODEL_URI.fullmatch(spec)
     if not m:
         raise UserError(f"{key}={spec}: not a registered-model URI. Fix: write models:/<name>/<version> (e.g. "
-                        "models:/sycophancy_loop/3) or models:/<name>@<alias> (e.g. models:/sycophancy_loop@champion).")
+                        "models:/my_model/3) or models:/<name>@<alias> (e.g. models:/my_model@champion).")
     name, number, alias = m.groups()
     client = tracking.open_client(uri)
     try:

@@ -78,8 +78,8 @@ def commands() -> list[Command]:
         Command("The loop", "python -m dpo_exp.loop", "loop", loop_schema.LoopAppConfig,
                 "Training's schema and groups, the build's `build.*` keys (above; `build=NAME` presets), the "
                 "judge of every round's pairs, and its own `loop.*` keys. Its experiments and its part of "
-                "`+debug=smoke` live in `conf/loop_only/` (only this command reads that folder): "
-                "`+experiment=sycophancy_loop`. `resume` defaults to true here: the same command continues an "
+                "`+debug=smoke` live in `conf/loop_only/` (only this command reads that folder: "
+                "`+experiment=NAME` from `conf/loop_only/experiment/`). `resume` defaults to true here: the same command continues an "
                 "unfinished loop.", skip=("build.",)),
     ]
 

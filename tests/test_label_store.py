@@ -66,11 +66,11 @@ def test_reopening_resumes_each_annotator_and_another_file_is_refused(tmp_path, 
     db = store.Store.open(url, pairs)
     first = db.next_item("ann", 1, 0)
     db.submit("ann", first, "B")
-    claimed = db.next_item("ann", 1, 0)  # shown, not yet voted: the page was closed, or the server killed
+    reserved = db.next_item("ann", 1, 0)  # shown, not yet voted: the page was closed, or the server killed
     db.close()
 
     db = store.Store.open(url, pairs)  # a restart
-    assert db.next_item("ann", 1, 0) == claimed  # back where they stopped
+    assert db.next_item("ann", 1, 0) == reserved  # back where they stopped
     assert db.label(first, "ann").vote == "B"
     db.close()
 
@@ -80,12 +80,12 @@ def test_reopening_resumes_each_annotator_and_another_file_is_refused(tmp_path, 
         store.Store.open(url, other)
 
 
-def test_a_claim_left_too_long_goes_to_someone_else(tmp_path):
+def test_a_reservation_left_too_long_goes_to_someone_else(tmp_path):
     db = store.Store.open(sqlite_url(tmp_path), load(tmp_path))
     assert db.next_item("ann", overlap=1, seed=0) == 0  # shown to ann, who walks away
-    assert db.next_item("bob", overlap=1, seed=0) == 1  # held by ann's fresh claim
+    assert db.next_item("bob", overlap=1, seed=0) == 1  # held by ann's fresh reservation
     db.submit("bob", 1, "A")
-    assert db.next_item("bob", overlap=1, seed=0, claim_minutes=1e-9) == 0  # ann's claim has gone stale
+    assert db.next_item("bob", overlap=1, seed=0, reserve_minutes=1e-9) == 0  # ann's reservation has gone stale
     assert db.next_item("ann", overlap=1, seed=0) == 0  # ann, back, still finishes what she was shown
     db.close()
 

@@ -84,7 +84,7 @@ class EvalAppConfig(Config):
         "help": "adapters to compare, in this order: name -> an adapter folder (a run's `adapter/` or "
                 "`sft_adapter/`), `runs:/<run id>[/<artifact path>]`, a bare MLflow run id (its `adapter` "
                 "artifact is downloaded), or a registered model version, `models:/<name>/<version>` or "
-                "`models:/<name>@<alias>` (e.g. a loop's `models:/sycophancy_loop@champion`). On the command line "
+                "`models:/<name>@<alias>` (e.g. a loop's `models:/my_model@champion`). On the command line "
                 "`eval_models.dpo=<source>` (or `models.dpo=...`). The base model is always included, as `base`; "
                 "empty = the base model alone"})
     judge: Any = field(default=None, metadata={

@@ -68,7 +68,7 @@ def main(cfg: DictConfig) -> None:
                 log(f"WARNING: label.host={lc.host} shares the page on your network without a login: anyone who "
                     "reaches it can label as anyone. Set label.auth=users.txt (name:password lines).")
             settings = app.Settings(overlap=lc.overlap, seed=lc.seed, dimensions=[str(d) for d in lc.dimensions],
-                                    title=f"Labeling {Path(pairs.source).name}", claim_minutes=lc.claim_minutes)
+                                    title=f"Labeling {Path(pairs.source).name}", reserve_minutes=lc.reserve_minutes)
             labeler = app.Labeler(db, settings)
             if arena:
                 contenders = arena_mod.Contenders(conf, job.uri, job.run_dir / "adapter_download")

@@ -58,7 +58,7 @@ class Settings:
     seed: int
     dimensions: list[str]
     title: str
-    claim_minutes: float = 60.0
+    reserve_minutes: float = 60.0
 
 
 def read_users(path: str) -> list[tuple[str, str]]:
@@ -127,7 +127,7 @@ class Labeler:
         return out
 
     def next(self, annotator: str) -> dict:
-        return self.view(annotator, self.store.next_item(annotator, self.s.overlap, self.s.seed, self.s.claim_minutes))
+        return self.view(annotator, self.store.next_item(annotator, self.s.overlap, self.s.seed, self.s.reserve_minutes))
 
     def submit(self, annotator: str, item: int, vote: str, scores: dict | None = None, comment: str | None = None
                ) -> dict:
@@ -235,16 +235,16 @@ def server_app(labeler: Labeler, users: list[tuple[str, str]] | None, blocks=Non
     basic = HTTPBasic(auto_error=bool(users))
     passwords = dict(users or [])
 
-    def who(claimed: str, credentials: HTTPBasicCredentials | None) -> str:
+    def who(given: str, credentials: HTTPBasicCredentials | None) -> str:
         if not users:
-            if not claimed or not claimed.strip():
+            if not given or not given.strip():
                 raise HTTPException(422, "annotator is required")
-            return claimed.strip()
+            return given.strip()
         ok = credentials is not None and secrets.compare_digest(
             passwords.get(credentials.username, "\0").encode(), credentials.password.encode())
         if not ok:
             raise HTTPException(401, "wrong user or password", headers={"WWW-Authenticate": "Basic"})
-        if claimed and claimed != credentials.username:
+        if given and given != credentials.username:
             raise HTTPException(403, "annotator must be the logged-in user")
         return credentials.username
 

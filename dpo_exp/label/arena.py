@@ -7,7 +7,7 @@ resolved as `dpo_exp.adapters` does for eval and build). Both replies come from 
 is drawn at random per prompt and recorded; the contenders' names are shown only after the vote.
 
 Each prompt becomes a new item in the label database (`store.Store.add_item`: prompt, model a's reply as
-`chosen`, model b's as `rejected`, and which model wrote which), claimed by the annotator who typed it, and
+`chosen`, model b's as `rejected`, and which model wrote which), reserved for the annotator who typed it, and
 the vote a label row like any other, so `label.action=export` turns arena votes into pairs (the majority's
 preferred reply as chosen, with the models named) and also writes every prompt typed (`prompts.jsonl`),
 kept for the next round of data (`python -m dpo_exp.build build.prompts=prompts.jsonl`).

@@ -65,7 +65,7 @@ class LabelConfig:
                 "annotator; null = annotators type their name"})
     overlap: int = field(default=1, metadata={
         "help": "annotators per item (>= 1); 2 or more lets the agreement report measure agreement"})
-    claim_minutes: float = field(default=60.0, metadata={
+    reserve_minutes: float = field(default=60.0, metadata={
         "help": "a pair shown to an annotator who never voted on it goes to someone else after this many minutes "
                 "(when `overlap` annotators already hold it); the first annotator can still vote on it"})
     dimensions: List[str] = field(default_factory=lambda: ["helpfulness", "accuracy", "safety"], metadata={
@@ -135,8 +135,8 @@ def validate(c: LabelConfig) -> None:
     if c.overlap < 1:
         bad("overlap", c.overlap, "each item needs at least one annotator", "use label.overlap=1, or 2+ to measure "
             "agreement")
-    if c.claim_minutes <= 0:
-        bad("claim_minutes", c.claim_minutes, "must be > 0", "use e.g. label.claim_minutes=60")
+    if c.reserve_minutes <= 0:
+        bad("reserve_minutes", c.reserve_minutes, "must be > 0", "use e.g. label.reserve_minutes=60")
     if c.min_votes < 1:
         bad("min_votes", c.min_votes, "must be >= 1", "use label.min_votes=1")
     if c.mode == Mode.arena:

@@ -7,15 +7,15 @@ Tables:
 - `items`: the pairs themselves (canonical JSON) and their order-free key (`items.pair_key`), so the
   export and `judge=human` read the database alone.
 - `labels`: one row per (item, annotator), unique. Created when the item is first shown to that annotator
-  (a *claim*: `vote` null, `swapped` = whether the file's `rejected` was shown as A), completed by the
+  (a *reservation*: `vote` null, `swapped` = whether the file's `rejected` was shown as A), completed by the
   vote: `A`, `B`, `tie`, `both_bad` or `skip`, the same vote in the file's terms (`preferred`: chosen,
   rejected, tie, both_bad), the optional scores (`{"helpfulness": {"chosen": 5, "rejected": 3}}`), a comment,
   `shown_at`, `labeled_at` (unix seconds) and `app_version`. Voting again (after *back*) updates the row.
 
-Who labels what: an annotator is shown first any item they claimed and did not finish (so a restart, or
+Who labels what: an annotator is shown first any item reserved for them and not finished (so a restart, or
 a closed tab, resumes exactly there), else the first item in file order they have no row for and that
-fewer than `overlap` annotators hold (voted, or claimed less than `claim_minutes` ago: an annotator who
-left does not block a pair for good; a skip frees the slot for someone else). Claims
+fewer than `overlap` annotators hold (voted, or reserved less than `reserve_minutes` ago: an annotator who
+left does not block a pair for good; a skip frees the slot for someone else). Reservations
 are made under a lock, so one server never gives an item to more than `overlap` annotators. (Several
 servers on one PostgreSQL database could, rarely, give one item an extra annotator.)
 
@@ -102,7 +102,7 @@ class Store:
 
     def __init__(self, engine, meta: dict[str, str]):
         self.engine, self.meta = engine, meta
-        self._claim_lock = threading.Lock()
+        self._reserve_lock = threading.Lock()
         self.n_items = int(meta["n_items"])
 
     # --- opening --------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ class Store:
             return [_label(r) for r in c.execute(query)]
 
     def votes(self) -> Iterator[Label]:
-        """The completed votes (skips and open claims left out)."""
+        """The completed votes (skips and open reservations left out)."""
         return (lab for lab in self.labels() if lab.vote in VOTES)
 
     def progress(self, annotator: str) -> tuple[int, int]:
@@ -193,20 +193,20 @@ class Store:
 
     # --- writing: one committed transaction each --------------------------------------------------
 
-    def next_item(self, annotator: str, overlap: int, seed: int, claim_minutes: float = 60.0) -> int | None:
-        """The item `annotator` labels next (claimed for them), or None when none is left for them. Another
-        annotator's claim older than `claim_minutes` (shown, never voted: they left) no longer holds a slot."""
+    def next_item(self, annotator: str, overlap: int, seed: int, reserve_minutes: float = 60.0) -> int | None:
+        """The item `annotator` labels next (reserved for them), or None when none is left for them. Another
+        annotator's reservation older than `reserve_minutes` (shown, never voted: they left) no longer holds a slot."""
         from sqlalchemy import and_, func, not_, or_, select
 
         t = _tables()
         lab = t.labels
-        with self._claim_lock, self.engine.begin() as c:
-            open_claim = c.execute(select(lab.c.item).where(lab.c.annotator == annotator, lab.c.vote.is_(None))
+        with self._reserve_lock, self.engine.begin() as c:
+            open_reservation = c.execute(select(lab.c.item).where(lab.c.annotator == annotator, lab.c.vote.is_(None))
                                    .order_by(lab.c.id).limit(1)).scalar()
-            if open_claim is not None:
-                return open_claim
+            if open_reservation is not None:
+                return open_reservation
             mine = select(lab.c.item).where(lab.c.annotator == annotator)
-            stale = time.time() - 60 * claim_minutes
+            stale = time.time() - 60 * reserve_minutes
             holders = (select(func.count()).select_from(lab)
                        .where(and_(lab.c.item == t.items.c.idx,
                                    or_(and_(lab.c.vote.is_(None), lab.c.shown_at >= stale), lab.c.vote != SKIP)))
@@ -240,11 +240,11 @@ class Store:
 
     def add_item(self, row: dict, annotator: str, swapped: bool) -> int:
         """Arena mode: a new pair (prompt, chosen = model a's reply, rejected = model b's, plus `models`),
-        claimed at once by `annotator`, who sees model a's reply as B when `swapped`. Returns its index."""
+        reserved at once for `annotator`, who sees model a's reply as B when `swapped`. Returns its index."""
         from sqlalchemy import func, select
 
         t = _tables()
-        with self._claim_lock, self.engine.begin() as c:
+        with self._reserve_lock, self.engine.begin() as c:
             last = c.execute(select(func.max(t.items.c.idx))).scalar()
             item = 0 if last is None else last + 1
             c.execute(t.items.insert().values(**_item_values(item, row)))

@@ -1,9 +1,11 @@
 """`python -m dpo_exp.loop`: iterative on-policy DPO with a quality gate, a model registry and lineage.
 
-    python -m dpo_exp.loop +experiment=sycophancy_loop                 # the flagship task, 2 on-policy rounds
-    python -m dpo_exp.loop +experiment=sycophancy_loop +debug=smoke    # the same code path, tiny model, ~30 s
-    python -m dpo_exp.loop +experiment=sycophancy_loop loop.rounds=3 loop.reference=champion
-    python -m dpo_exp.report lineage models:/sycophancy_loop@champion  # what made the champion
+    python -m dpo_exp.loop +experiment=NAME                 # a loop experiment (conf/loop_only/experiment/)
+    python -m dpo_exp.loop +experiment=NAME +debug=smoke    # the same code path, tiny model, ~30 s
+    python -m dpo_exp.loop +experiment=NAME loop.rounds=3 loop.reference=champion
+    python -m dpo_exp.report lineage models:/MODEL@champion # what made the champion (MODEL: loop.model_name)
+
+README, "The loop", runs the shipped flagship task this way.
 
 Configured by Hydra (`conf/loop.yaml`: training's groups, the build's `build=NAME`, and `loop.*`;
 `dpo_exp/loop/schema.py`). The recipe, top to bottom; each stage is a function of `dpo_exp.loop.stages`:

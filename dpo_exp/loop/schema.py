@@ -129,7 +129,8 @@ def to_object(cfg: DictConfig) -> LoopAppConfig:
         obj = config.to_object(cfg)
     except MissingMandatoryValue as e:
         raise UserError(f"{e.full_key} has no value, and the loop needs one. Fix: set it, e.g. "
-                        "+experiment=sycophancy_loop, or build=<preset> / build.prompts=prompts.jsonl.") from None
+                        "a loop experiment (+experiment=NAME, conf/loop_only/experiment/), or build=<preset> / "
+                        "build.prompts=prompts.jsonl.") from None
     assert isinstance(obj, LoopAppConfig), "compose with conf/loop.yaml (its defaults start with loop_schema)"
     check(obj)
     return obj
@@ -157,7 +158,7 @@ def check(conf: LoopAppConfig) -> None:
         bad("loop.prompts_per_round", loop.prompts_per_round, "must be >= 1 or null", "use e.g. 100, or null for all")
     if not loop.model_name or any(c in loop.model_name for c in "/@:"):
         bad("loop.model_name", loop.model_name, "a registered model's name cannot be empty or contain / @ :",
-            "use e.g. loop.model_name=sycophancy_loop")
+            "use e.g. loop.model_name=my_loop")
     gains = gate.min_gain if isinstance(gate.min_gain, (list, tuple)) or OmegaConf.is_list(gate.min_gain) \
         else [gate.min_gain]
     if not gains or not all(isinstance(g, (int, float)) and not isinstance(g, bool) for g in gains):
@@ -174,8 +175,8 @@ def check(conf: LoopAppConfig) -> None:
         bad("loop.gate.significance.resamples", s.resamples, "too few for a p-value", "use e.g. 1000")
     if not loop.dev.path:
         bad("loop.dev.path", loop.dev.path, "the gate measures candidate and champion on a dev split, and none is "
-            "given", "set loop.dev.path=<prompts file drawn from the training side> (the pushback task ships "
-            "dpo_exp/tasks/pushback/pushback_dev.jsonl: +experiment=sycophancy_loop)")
+            "given", "set loop.dev.path=<prompts file drawn from the training side> (a loop experiment in "
+            "conf/loop_only/experiment/ sets its task's)")
     if conf.data.heldout_path and str(loop.dev.path) == str(conf.data.heldout_path):
         bad("loop.dev.path", loop.dev.path, "it is the held-out set (data.heldout_path), which the gate must never "
             "see (the held-out numbers would then be selected on)", "give a dev split drawn from the training side")

@@ -152,7 +152,7 @@ def prepare(conf: LoopAppConfig, cfg: DictConfig, job: runs.Job) -> Loop:
     metric = behaviour.from_config(conf.eval.behaviour)
     if metric is None:
         raise UserError("The loop's gate scores models with the task's behaviour metric, and eval.behaviour is null. "
-                        "Fix: name one (eval/behaviour=pushback, or +experiment=sycophancy_loop).")
+                        "Fix: name one (eval/behaviour=NAME, conf/eval/behaviour/; a loop experiment sets its task's).")
     dev = data.load_heldout(conf.loop.dev.path, conf.data.system_prompt)
     dev = dev[: conf.loop.dev.max_prompts] if conf.loop.dev.max_prompts else dev
     if not dev:
@@ -501,12 +501,10 @@ def load_model(loop: Loop):
 
 
 def write_jsonl(rows: list[dict], path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return hashlib.sha256(data).hexdigest()
+    """The build's atomic writer (a killed stage never leaves half a file); returns the file's sha256."""
+    from dpo_exp.data import build
+
+    return build.write_jsonl(rows, path)
 
 
 def file_digest(path: Path) -> str:
