@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS ?= +experiment=sycophancy
 
-.PHONY: setup run test test-slow lint docs bench gpu-wheels clean
+.PHONY: setup run test test-slow lint docs screenshots bench gpu-wheels clean
 
 # The stamp depends on pyproject.toml: editing dependencies re-runs the install.
 $(VENV)/.installed: pyproject.toml
@@ -40,6 +40,10 @@ lint: setup
 # README's config reference, from the schemas' field help (make test fails when it is stale).
 docs: setup
 	$(PY) -m dpo_exp.docs
+
+# README's labeling-app screenshots, retaken by the browser tests (a plain test run writes them to a tmp dir).
+screenshots: setup
+	DPO_EXP_SCREENSHOTS=docs/img $(PY) -m pytest -q tests/test_label_browser.py -k "kill_and_resume or screenshot"
 
 bench: setup
 	$(PY) benchmarks/bench_trl.py

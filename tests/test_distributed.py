@@ -27,16 +27,19 @@ pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 # global batch for evaluation too: TRL averages some eval metrics per batch (logits/*), so 2 x 8 only
 # equals 1 x 16. An eval set that does not divide evenly is padded by accelerate (every rank needs a
 # batch), and TRL's eval reward metrics then count the repeated pairs: equal only on even splits.
-# The fact-claims data: its step-1 margins come out exactly 0 in both batchings, so rewards/accuracies (a
-# step function of the margin) compares; on the multi-turn pushback data (the default experiment's since
-# 2026-11-26) they sit at float noise and 1 of 4 pairs flips (0.25 vs 0.0), which is not a difference.
-SMOKE = ["+experiment=sycophancy_facts", "+debug=smoke", "data.eval_fraction=0.25"]
+# Before the first update the policy is the reference, so every margin is float noise (the shared-prefix
+# forward's sums depend on the batch's padded width), and rewards/accuracies, a step function of the margin
+# (margin > 0), is a coin toss there: it is compared only where the margins are not noise. Every step is
+# logged (train.logging_steps=1) so that step 1 stands alone.
+SMOKE = ["+experiment=sycophancy_facts", "+debug=smoke", "data.eval_fraction=0.25", "train.logging_steps=1"]
 ONE_PROCESS = [*SMOKE, "train.batch_size=8", "train.eval_batch_size=16"]
 TWO_PROCESSES = [*SMOKE, "train.batch_size=4", "train.eval_batch_size=8"]
 # Timing and counters differ by construction; everything else must match.
 NOT_COMPARED = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos",
                 "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch")
-TOLERANCE = 1e-5
+TOLERANCE = 1e-5  # absolute; and 1e-6 relative: log-probs are sums over a sequence (-400 nats)
+# accuracy -> the margin it is a step function of
+NOISE_GATED = {"rewards/accuracies": "rewards/margins", "eval_rewards/accuracies": "eval_rewards/margins"}
 
 
 def env_for(workdir: Path, extra: dict | None = None) -> dict:
@@ -71,10 +74,16 @@ def histories(cwd: Path, run_id: str) -> dict[str, list[tuple[int, float]]]:
 
 def assert_same_metrics(got: dict, expected: dict) -> None:
     assert set(got) == set(expected), set(got) ^ set(expected)
+    gated_compared = 0
     for key, points in expected.items():
         assert [s for s, _ in got[key]] == [s for s, _ in points], key
+        margins = dict(expected.get(NOISE_GATED.get(key), []))
         for (step, a), (_, b) in zip(got[key], points):
-            assert math.isclose(a, b, abs_tol=TOLERANCE), f"{key} at step {step}: {a} vs {b} (one process)"
+            if key in NOISE_GATED and abs(margins.get(step, 1.0)) < 1e-4:
+                continue  # the policy is still the reference: margins are noise, accuracy a coin toss
+            gated_compared += key in NOISE_GATED
+            assert math.isclose(a, b, rel_tol=1e-6, abs_tol=TOLERANCE), f"{key} at step {step}: {a} vs {b} (one process)"
+    assert gated_compared >= 2, "no reward accuracy was compared: every logged margin was noise"
 
 
 def the_one_run(cwd: Path, out: subprocess.CompletedProcess, n_runs: int = 1, like: set[str] | None = None):

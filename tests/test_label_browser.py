@@ -1,11 +1,13 @@
 """The labeling page in a real headless browser (Debian's /usr/bin/chromium, driven by Playwright; no
 browser download): two annotators at once with the keyboard and the buttons, a SIGKILLed server that
-loses nothing and resumes each annotator, prompts with <script> and markup shown as text. Writes the
-README's screenshots docs/img/label_pairs.png and docs/img/label_agreement.png."""
+loses nothing and resumes each annotator, prompts with <script> and markup shown as text. Takes the
+README's screenshots (label_pairs.png, label_agreement.png) into the test's tmp dir; `make screenshots`
+(DPO_EXP_SCREENSHOTS=docs/img) rewrites docs/img's, so a plain test run leaves the checkout clean."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -20,7 +22,11 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)"),
     pytest.mark.browser,
 ]
-IMG = REPO / "docs" / "img"
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    where = os.environ.get("DPO_EXP_SCREENSHOTS")
+    return (REPO / where if where else tmp_path / "img")
 
 
 @pytest.fixture
@@ -94,8 +100,10 @@ def test_two_annotators_kill_and_resume(tmp_path, browser):
         # alice now looks at pair 4 (the multi-turn one): the README's screenshot
         assert value(alice, "prompt").startswith("System: Be brief.\n\nUser: Capital of France?")
         alice.click("#score-accuracy-A label:has-text('5')")
-        IMG.mkdir(parents=True, exist_ok=True)
-        alice.screenshot(path=str(IMG / "label_pairs.png"), full_page=True)
+        shots = shots_dir(tmp_path)
+        shots.mkdir(parents=True, exist_ok=True)
+        alice.screenshot(path=str(shots / "label_pairs.png"), full_page=True)
+        assert (shots / "label_pairs.png").stat().st_size > 10_000
         alice.keyboard.press("s")  # skip
         wait_progress(alice, "alice: 3 of 6, 1 skipped · pair 5")
         alice_next = 4
@@ -145,8 +153,9 @@ def test_agreement_report_screenshot(tmp_path, browser):
     html = report["html"]
     page = browser.new_page(viewport={"width": 900, "height": 700})
     page.set_content(html)
-    IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / "label_agreement.png"), full_page=True)
+    shots = shots_dir(tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "label_agreement.png"), full_page=True)
     assert "Cohen's kappa (2 annotators)\t0.583" in page.inner_text("body")
     json.dumps(report["json"])
 
