@@ -292,7 +292,8 @@ def build_pairs(loop: Loop, r: int) -> dict:
                        out=str(loop.dir / f"round_{r}" / "pairs.jsonl"), seed=conf.build.seed + r - 1)
     cfg = OmegaConf.structured(bconf)
     job = runs.child_job(loop.job, loop.parent, folder, f"round {r} build")
-    summary = build.run(cfg, job, judge=loop.judge, progress=False, corpus=loop.corpus,
+    # progress=True: the tqdm bars of generating and judging; a round's build is most of its time (minutes)
+    summary = build.run(cfg, job, judge=loop.judge, progress=True, corpus=loop.corpus,
                         experiment=conf.tracking.experiment, seed=conf.train.seed)
     out = Path(bconf.build.out)
     m = summary.metrics()
