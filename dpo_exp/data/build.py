@@ -971,6 +971,7 @@ class Summary:
     pairs: int
     length_ratio: float  # mean chosen/rejected reply length in tokens, over kept pairs
     run_id: str | None = None  # the build's MLflow run
+    digest: str | None = None  # sha256 of the pairs file written
 
     def metrics(self) -> dict[str, float]:
         g, j = self.gen, self.judge
@@ -1151,7 +1152,7 @@ def run(cfg: DictConfig, job: runs.Job, judge=None, progress: bool = True, corpu
         report = report_markdown(conf, summary, prompt_set.source, out, judge.name, command, rows, temps, top_ps)
         (run_dir / "report.md").write_text(report)
         log_to_mlflow(out, digest, report, summary)
-        summary.run_id = run_id
+        summary.run_id, summary.digest = run_id, digest
     m = summary.metrics()
     print(f"\n== dpo_exp build ==\n"
           f"pairs kept: {summary.pairs} of {summary.prompts} prompts -> {out}\n"

@@ -11,7 +11,6 @@ loop's parent run (`runs.child_job` + `runs.tracked`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -268,7 +267,7 @@ def collect(loop: Loop, r: int) -> dict:
     rows = [{"prompt": p.messages, **p.context} for p in prompts]
     with loop.child(r, "collect") as run_id:
         path = loop.dir / f"round_{r}" / "prompts.jsonl"
-        digest = write_jsonl(rows, path)
+        digest = build.write_jsonl(rows, path)
         log_dataset(path, digest, "collect")
         tracking.log_metrics({"prompts": len(rows), "excluded_dev": excluded}, step=r)
     log(f"round {r}: {len(rows)} prompts" + (f" ({excluded} left out: their {field_} is in the dev split)"
@@ -292,12 +291,11 @@ def build_pairs(loop: Loop, r: int) -> dict:
                        out=str(loop.dir / f"round_{r}" / "pairs.jsonl"), seed=conf.build.seed + r - 1)
     cfg = OmegaConf.structured(bconf)
     job = runs.child_job(loop.job, loop.parent, folder, f"round {r} build")
-    # progress=True: the tqdm bars of generating and judging; a round's build is most of its time (minutes)
-    summary = build.run(cfg, job, judge=loop.judge, progress=True, corpus=loop.corpus,
+    summary = build.run(cfg, job, judge=loop.judge, corpus=loop.corpus,
                         experiment=conf.tracking.experiment, seed=conf.train.seed)
     out = Path(bconf.build.out)
     m = summary.metrics()
-    return {"pairs": str(out), "n_pairs": summary.pairs, "digest": file_digest(out), "tie_rate": _num(m["tie_rate"]),
+    return {"pairs": str(out), "n_pairs": summary.pairs, "digest": summary.digest, "tie_rate": _num(m["tie_rate"]),
             "prompts": summary.prompts, "run_id": summary.run_id, "judge": loop.judge.name,
             "generator": f"models:/{loop.name}/{champion['version']}"}
 
@@ -311,6 +309,7 @@ def train_candidate(loop: Loop, r: int) -> dict:
     os.environ.setdefault("MLFLOW_MAX_LOG_PARAMS", "0")  # params are our flattened config, not TrainingArguments
     from dpo_exp import data, tracking, train
     from dpo_exp.config import DataFormat
+    from dpo_exp.data import build
 
     conf, champion = loop.conf, loop.champion
     folder = loop.dir / f"round_{r}" / "train"
@@ -322,7 +321,7 @@ def train_candidate(loop: Loop, r: int) -> dict:
                         f"({', '.join(files)}; see the build report). Fix: more candidates or a higher temperature "
                         "(build.n, build.temperature), more prompts, or build.keep_ties=true.")
     path = loop.dir / f"round_{r}" / "train_pairs.jsonl"
-    digest = write_jsonl(rows, path)
+    digest = build.write_jsonl(rows, path)
     data_conf = dataclasses.replace(conf.data, path=str(path), format=DataFormat.conversational, eval_path=None,
                                     where=None, split="train", heldout_path=None)
     splits = data.load_splits(data_conf, conf.train.seed)
@@ -499,17 +498,6 @@ def load_model(loop: Loop):
 
     set_seed(loop.conf.train.seed)
     return models.load(loop.conf, loop.corpus)
-
-
-def write_jsonl(rows: list[dict], path: Path) -> str:
-    """The build's atomic writer (a killed stage never leaves half a file); returns the file's sha256."""
-    from dpo_exp.data import build
-
-    return build.write_jsonl(rows, path)
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def log_dataset(path: Path, digest: str, context: str) -> None:
