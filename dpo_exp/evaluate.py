@@ -103,10 +103,20 @@ def token_logprobs(model, pairs: list[tuple[torch.Tensor, torch.Tensor]], pad_id
     device = next(model.parameters()).device
     for batch in _batches(pairs, batch_size):
         ids, mask, completion = (t.to(device) for t in _pad(batch, pad_id))
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
-        logprobs = torch.log_softmax(logits, dim=-1)
         targets, sel = ids[:, 1:], completion[:, 1:]
-        yield [(logprobs[i][sel[i]], targets[i][sel[i]]) for i in range(len(batch))]
+        # Project onto the vocabulary only the positions that predict a completion token: transformers'
+        # boolean `logits_to_keep` slices the hidden states before the LM head, which here is most of the
+        # cost (prompts several times longer than the completions, a 49k vocabulary).
+        keep = torch.zeros_like(completion)
+        keep[:, :-1] = sel
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=keep).logits
+        if logits.dim() == 3 and logits.shape[1] == ids.shape[1]:  # a model that ignores it: every position
+            logits = logits[:, :-1][sel]
+        elif logits.dim() != 2 or logits.shape[0] != int(sel.sum()):  # one that reads it otherwise
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1][sel]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        counts = sel.sum(dim=1).tolist()
+        yield list(zip(logprobs.split(counts), targets[sel].split(counts)))
 
 
 def sampled_kl(policy, tokenizer, prompts: list[list[dict]], as_reference: Callable[[], ContextManager], *,

@@ -73,6 +73,34 @@ def test_kl_estimate_is_zero_untrained_and_positive_after_training(tmp_path, mon
     assert math.isfinite(after["kl/sampled_stderr"])
 
 
+def test_token_logprobs_projects_only_the_completion_positions_and_equals_the_full_logits():
+    """The KL estimate's scoring projects onto the vocabulary only the positions that predict a completion
+    token (transformers' boolean `logits_to_keep`); the result equals log-softmax over every position's logits."""
+    import torch
+    from dpo_exp import evaluate
+
+    conf = config.to_object(compose(SMOKE))
+    _, model = models.build_tiny(conf.model.tiny, ["Is the sky blue? Yes, it is. No, it is green."], seed=0)
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size
+    shapes = [(5, 3), (9, 1), (2, 6), (7, 4)]  # (prompt, completion) lengths: right padding differs per row
+    pairs = [(torch.randint(3, vocab, (n,), generator=g), torch.randint(3, vocab, (k,), generator=g)) for n, k in shapes]
+    projected = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, i, o: projected.append(tuple(i[0].shape)))
+    (scored,) = list(evaluate.token_logprobs(model, pairs, pad_id=0, batch_size=4))
+    hook.remove()
+    assert projected == [(sum(k for _, k in shapes), model.config.hidden_size)]  # 14 positions, not 4 x 15
+    ids, mask, completion = evaluate._pad(pairs, 0)
+    with torch.no_grad():
+        full = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), dim=-1)
+    for i, (logprobs, tokens) in enumerate(scored):
+        sel = completion[i, 1:]
+        assert len(tokens) == shapes[i][1]
+        torch.testing.assert_close(logprobs, full[i][sel], rtol=0, atol=1e-5)
+        assert torch.equal(tokens, ids[i, 1:][sel])
+
+
 def test_verdict_probe_matches_the_reference_until_training_moves_it(tmp_path, monkeypatch):
     from dpo_exp import evaluate
     from dpo_exp.tasks.claims.probe import verdict_metrics
