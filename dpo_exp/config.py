@@ -204,7 +204,7 @@ class HardwareConfig:
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "recompute activations in the backward pass instead of keeping them: less memory for some more "
                 "time (on the CPU, +13% time and 4.3 -> 2.9 GiB peak on the default run); on in `hardware=gpu_4bit` "
-                "and `+experiment=sycophancy`"})
+                "and in the default experiment"})
     num_threads: Optional[int] = field(default=None, metadata={
         "help": "torch CPU threads (>= 1); null = torch's default"})
 
