@@ -10,6 +10,7 @@ SFT metrics go to MLflow with an `sft/` prefix so they never collide with DPO's 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -79,7 +80,10 @@ def train_sft(cfg: Config, *, model, tokenizer, train_rows: list[dict], run_dir:
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
-    print(f"[dpo_exp] sft: {trainer.state.max_steps or 'n'} steps on {len(train_rows)} chosen replies", flush=True)
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    steps = args.max_steps if args.max_steps > 0 else math.ceil(math.ceil(len(train_rows) / per_step)
+                                                                * args.num_train_epochs)
+    print(f"[dpo_exp] sft: {steps} steps on {len(train_rows)} chosen replies", flush=True)
     trainer.train()
     trainer.save_model(str(out))
     return trainer.model

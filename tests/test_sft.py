@@ -34,6 +34,7 @@ def test_sft_then_dpo_uses_the_sft_model_as_reference_and_compares_three_ways(wo
     header = next(line for line in report.splitlines() if line.startswith("| metric"))
     assert "base" in header and "sft" in header and "sft_dpo" in header and "delta" in header
     assert "== dpo_exp model comparison ==" in out.stdout
+    assert "[dpo_exp] sft: 4 steps on " in out.stdout
 
 
 def test_sft_then_dpo_is_reproducible_for_a_seed_and_its_caches_change_nothing(tmp_path):
