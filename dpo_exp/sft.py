@@ -10,7 +10,6 @@ SFT metrics go to MLflow with an `sft/` prefix so they never collide with DPO's 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -21,7 +20,13 @@ ADAPTER_DIR = "sft_adapter"
 
 
 class PrefixedMLflowLogger(TrainerCallback):
-    """Logs the SFT trainer's numbers as `sft/<name>` on the active MLflow run."""
+    """Logs the SFT trainer's numbers as `sft/<name>` on the active MLflow run, and its progress."""
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        # state.max_steps is the Trainer's own count (epochs, accumulation, processes); known from here on
+        if state.is_world_process_zero:
+            rows = f" on {len(train_dataloader.dataset)} chosen replies" if train_dataloader is not None else ""
+            print(f"[dpo_exp] sft: {state.max_steps} steps{rows}", flush=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         import mlflow
@@ -80,10 +85,6 @@ def train_sft(cfg: Config, *, model, tokenizer, train_rows: list[dict], run_dir:
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
-    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    steps = args.max_steps if args.max_steps > 0 else math.ceil(math.ceil(len(train_rows) / per_step)
-                                                                * args.num_train_epochs)
-    print(f"[dpo_exp] sft: {steps} steps on {len(train_rows)} chosen replies", flush=True)
     trainer.train()
     trainer.save_model(str(out))
     return trainer.model

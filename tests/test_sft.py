@@ -38,7 +38,7 @@ def test_sft_then_dpo_uses_the_sft_model_as_reference_and_compares_three_ways(wo
 
 
 def test_sft_then_dpo_is_reproducible_for_a_seed_and_its_caches_change_nothing(tmp_path):
-    # The README promises: same seed, machine and thread count -> the same numbers. The first run fills a cache
+    # The README promises: same config, seed, packages and machine -> the same numbers. The first run fills a cache
     # (reference log-probs, the SFT model's held-out replies, the step-0 evaluation); the second reads it. Any
     # unseeded step (the SFT stage's LoRA init, data order, the 'ref' adapter) or a cache entry keyed too loosely
     # (the base model's instead of the SFT model's) makes the two differ.
