@@ -287,6 +287,10 @@ class DataConfig:
                 "list = any of, e.g. `data.where={domain: [math, law]}`; a field no row has is an error. Hydra "
                 "merges into a filter that is already set: add a condition with `+data.where.kind=question`, "
                 "replace it with `data.where=null 'data.where={kind: question}'`, drop it with `data.where=null`"})
+    balance_by: Optional[str] = field(default=None, metadata={
+        "help": "oversample the train split so that every value of this row field (e.g. `kind`) has as many pairs "
+                "as the most common one: a smaller group's rows repeat in turn; the eval split is not touched; "
+                "null = the rows as read"})
     # Any, as data.where.
     dimension_weights: Any = field(default=None, metadata={
         "help": "train on one objective or a weighted mix of the rows' `dimensions` scores: "

@@ -292,6 +292,20 @@ def test_data_audit_off_skips_it(tmp_path, monkeypatch):
     assert report is not None and report.severity == "ok"
 
 
+def test_pretrain_audit_does_not_count_data_balance_by_repeats_as_duplicates(tmp_path, monkeypatch):
+    """The repeats data.balance_by makes are wanted: the audit reads the train rows before them."""
+    monkeypatch.chdir(tmp_path)
+    rows = [{"prompt": f"Question number {i} about topic {i * 7}?", "chosen": f"Answer {i}, explained at length {i}.",
+             "rejected": f"No idea {i * 3}.", "kind": "rare" if i % 4 == 0 else "common"} for i in range(40)]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    conf = config.to_object(compose(["model=tiny", "data=file", f"data.path={path}", "data.balance_by=kind"]))
+    splits = load_splits(conf.data, conf.train.seed)
+    assert len(splits.train) > len(splits.unbalanced)  # repeated for training
+    report = audit.pretrain(conf, splits, [])
+    assert {c.name: c.severity for c in report.checks}["exact_duplicates"] == "ok"
+
+
 def test_pretrain_audit_of_the_default_data_takes_seconds(monkeypatch, tmp_path):
     """The default run's data with the bundled tokenizer: what it finds (the eval split shares facts with
     train, by design) and how long it takes (README quotes it)."""

@@ -448,6 +448,30 @@ def test_where_on_an_unknown_field_or_matching_nothing_is_a_clear_error(tmp_path
         load_pairs(path, where={"kind": "b"})
 
 
+def test_balance_by_repeats_the_smaller_groups_in_train_only(tmp_path):
+    """data.balance_by=kind: as many train pairs of each kind as of the most common one; the eval split is the
+    unbalanced run's, so the two runs' eval numbers compare; no carried field reaches the trainer."""
+    from collections import Counter
+
+    rows = [{**GOOD, "prompt": f"Q{i}?", "kind": "rare" if i % 4 == 0 else "common"} for i in range(40)]
+    path = str(write_jsonl(tmp_path / "pairs.jsonl", rows))
+    plain = load_splits(DataConfig(path=path, eval_fraction=0.1), seed=5)
+    balanced = load_splits(DataConfig(path=path, eval_fraction=0.1, balance_by="kind"), seed=5)
+    assert balanced.eval == plain.eval
+    assert set(prompts(balanced.train)) == set(prompts(plain.train))  # every train pair, none of eval's
+    kind = {f"Q{i}?": ("rare" if i % 4 == 0 else "common") for i in range(40)}
+    before = Counter(kind[p] for p in prompts(plain.train))
+    after = Counter(kind[p] for p in prompts(balanced.train))
+    assert after["rare"] == after["common"] == before["common"] > before["rare"]
+    assert max(Counter(p for p in prompts(balanced.train) if kind[p] == "rare").values()) <= \
+        -(-before["common"] // before["rare"])  # repeated in turn, not one row many times
+    assert all(set(r) == {"prompt", "chosen", "rejected"} for r in balanced.train + balanced.eval)
+    assert f"{len(plain.train)} -> {len(balanced.train)} train pairs" in balanced.source
+    with pytest.raises(UserError, match=r"data.balance_by=knd, but no row of .*pairs.jsonl has that field "
+                                        r"\(fields seen: chosen, kind, prompt, rejected\)\. Fix: .*data.balance_by=null"):
+        load_splits(DataConfig(path=path, balance_by="knd"), seed=0)
+
+
 def test_where_composes_from_the_command_line():
     """The README's idioms: set on a config without a filter, replace (null first), add, change, drop."""
     from conftest import compose

@@ -564,7 +564,8 @@ def pretrain(conf: Config, splits, heldout: list[dict]) -> Report | None:
     if mode == AuditMode.off:
         return None
     t0 = time.time()
-    pairs = ([Pair("train", f"train pair {i}", r) for i, r in enumerate(splits.train, start=1)]
+    train = splits.train if splits.unbalanced is None else splits.unbalanced  # data.balance_by's repeats are wanted
+    pairs = ([Pair("train", f"train pair {i}", r) for i, r in enumerate(train, start=1)]
              + [Pair("eval", f"eval pair {i}", r) for i, r in enumerate(splits.eval, start=1)])
     tokenizer = tokenizer_for(conf, pairs)
     report = audit(pairs, cfg=conf.audit, tokenizer=tokenizer, tokenizer_name=conf.model.name if tokenizer else "none",

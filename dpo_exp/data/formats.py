@@ -45,7 +45,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dpo_exp.config import DataFormat, OnError, UserError
 
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, str]
 
+KEPT = "_kept"  # a raw row's value carried through canonicalise (`keep`); dpo_exp.data.splits removes it again
 SKIP_HINT = "or set data.on_error=skip to skip such rows (they are counted and reported)"
 FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 ROLES = ("system", "user", "assistant")
@@ -70,9 +71,10 @@ LAYOUTS = (
 
 
 def canonicalise(raw: list[Raw], fmt: DataFormat | str, on_error: OnError | str, system_prompt: str | None,
-                 shown: str) -> tuple[list[dict], int, DataFormat]:
+                 shown: str, keep: Callable[[dict], Any] | None = None) -> tuple[list[dict], int, DataFormat]:
     """Canonical rows from raw rows. Returns (rows, skipped, format used). With on_error=error the first
-    malformed row raises a UserError naming its location; with skip, malformed rows are counted."""
+    malformed row raises a UserError naming its location; with skip, malformed rows are counted.
+    `keep`: a value read from each raw row, carried as the canonical row's `KEPT` key (`data.balance_by`)."""
     fmt = as_enum(DataFormat, fmt, "data.format")
     skip = skip_mode(on_error)
     read_as = f"data.format={fmt.value}"
@@ -85,7 +87,10 @@ def canonicalise(raw: list[Raw], fmt: DataFormat | str, on_error: OnError | str,
     first_problem = ""
     for item in raw:
         try:
-            rows.append(_canonical(item, fmt, system_prompt))
+            row = _canonical(item, fmt, system_prompt)
+            if keep is not None:
+                row[KEPT] = keep(item.value)
+            rows.append(row)
         except RowError as err:
             if not skip:
                 raise malformed_row(item, err, read_as) from None

@@ -5,13 +5,14 @@ The canonical row layout and the input formats are described in `dpo_exp.data.fo
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from dpo_exp.config import DataConfig, DataFormat, OnError, UserError
-from dpo_exp.data.formats import Raw, RowError, canonicalise, prompt_row, read_source
+from dpo_exp.data.formats import KEPT, Raw, RowError, canonicalise, prompt_row, read_source
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Splits:
     skipped: int  # malformed rows skipped (on_error=skip), train + eval files together
     source: str  # human-readable description, e.g. "pairs.jsonl (320 rows, format conversational)"
     read: int = 0  # rows read (after data.where, before data.max_rows), malformed ones included
+    unbalanced: list[dict] | None = None  # with data.balance_by: the train rows before their repeats (the audit's)
 
 
 def load_pairs(
@@ -32,16 +34,29 @@ def load_pairs(
     where: Mapping[str, Any] | None = None,
     dimension_weights: Mapping[str, float] | None = None,
     notes: list[str] | None = None,
+    keep: str | None = None,
 ) -> tuple[list[dict], int, DataFormat]:
     """Read and canonicalise one source. Returns (rows, skipped, detected_format).
     `where` keeps only the rows whose own fields match (see `select`); `dimension_weights` decides each
-    pair by its weighted `dimensions` scores (`dpo_exp.data.dimensions`), and says what it did in `notes`."""
+    pair by its weighted `dimensions` scores (`dpo_exp.data.dimensions`), and says what it did in `notes`.
+    `keep`: a row field (`data.balance_by`) whose value each canonical row carries as `formats.KEPT`."""
     raw = read_source(str(path), split)
     if not raw:
         raise UserError(f"{path} holds no rows (the file or split is empty). Fix: point data.path at a file "
                         "with preference pairs.")
     if where:
         raw = select(raw, where, str(path))
+    carry = None
+    if keep:
+        rows_ = [item.value for item in raw if isinstance(item.value, dict)]
+        if not any(_lookup(row, keep) not in (None, _ABSENT) for row in rows_):
+            seen = sorted({k for row in rows_ for k in row})
+            raise UserError(f"data.balance_by={keep}, but no row of {path} has that field (fields seen: "
+                            f"{', '.join(seen) or 'none'}). Fix: name one of those fields, or data.balance_by=null.")
+
+        def carry(value: Any) -> Any:
+            found = _lookup(value, keep) if isinstance(value, dict) else None
+            return None if found is _ABSENT else found
     if dimension_weights:
         from dpo_exp.data.dimensions import weigh
         from dpo_exp.data.formats import skip_mode
@@ -49,9 +64,9 @@ def load_pairs(
         raw, weighed = weigh(raw, dimension_weights, str(path), skip_mode(on_error))
         if notes is not None:
             notes.append(weighed.describe(dimension_weights))
-        rows, skipped, fmt = canonicalise(raw, fmt, on_error, system_prompt, str(path))
+        rows, skipped, fmt = canonicalise(raw, fmt, on_error, system_prompt, str(path), carry)
         return rows, skipped + weighed.missing, fmt
-    return canonicalise(raw, fmt, on_error, system_prompt, str(path))
+    return canonicalise(raw, fmt, on_error, system_prompt, str(path), carry)
 
 
 def load_splits(cfg: DataConfig, seed: int) -> Splits:
@@ -64,8 +79,11 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     weights = dict(getattr(cfg, "dimension_weights", None) or {})
     notes: list[str] = []
 
+    balance_by = getattr(cfg, "balance_by", None)
+
     def read(path: str) -> tuple[list[dict], int, DataFormat]:
-        return load_pairs(path, cfg.format, cfg.on_error, cfg.split, cfg.system_prompt, where, weights, notes)
+        return load_pairs(path, cfg.format, cfg.on_error, cfg.split, cfg.system_prompt, where, weights, notes,
+                          keep=balance_by)
 
     rows, skipped, fmt = read(cfg.path)
     n_read = len(rows)
@@ -79,11 +97,43 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     if cfg.eval_path:
         eval_rows, eval_skipped, eval_fmt = read(cfg.eval_path)
         source += "; eval " + _describe(cfg.eval_path, len(eval_rows), len(eval_rows), eval_fmt)
-        return Splits(train=rows, eval=eval_rows, skipped=skipped + eval_skipped, source=source,
-                      read=n_read + skipped + len(eval_rows) + eval_skipped)
+        train, note = balance(rows, balance_by, seed)
+        return Splits(train=train, eval=_drop_kept(eval_rows), skipped=skipped + eval_skipped, source=source + note,
+                      read=n_read + skipped + len(eval_rows) + eval_skipped,
+                      unbalanced=_drop_kept(rows) if balance_by else None)
 
     n_eval = eval_size(len(rows), cfg.eval_fraction)
-    return Splits(train=rows[n_eval:], eval=rows[:n_eval], skipped=skipped, source=source, read=n_read + skipped)
+    train, note = balance(rows[n_eval:], balance_by, seed)
+    return Splits(train=train, eval=_drop_kept(rows[:n_eval]), skipped=skipped, source=source + note,
+                  read=n_read + skipped, unbalanced=_drop_kept(rows[n_eval:]) if balance_by else None)
+
+
+def balance(rows: list[dict], by: str | None, seed: int) -> tuple[list[dict], str]:
+    """`data.balance_by`: every value of the field as frequent as the most common one in the train rows, a
+    smaller group's rows repeating in turn (its first rows once more for the remainder), then a seeded shuffle.
+    Returns (rows without the carried field, a note for the data line: what was repeated)."""
+    if not by:
+        return rows, ""
+    groups: dict[Any, list[dict]] = {}
+    _drop_kept(rows, into=groups)
+    target = max(len(g) for g in groups.values())
+    out = [row for g in groups.values() for row in g * (target // len(g)) + g[: target % len(g)]]
+    random.Random(seed).shuffle(out)
+    sizes = ", ".join(f"{value}: {len(g)}" for value, g in groups.items())
+    return out, f", data.balance_by {by} ({sizes} -> {target} each: {len(rows)} -> {len(out)} train pairs)"
+
+
+def _drop_kept(rows: list[dict], into: dict | None = None) -> list[dict]:
+    """The rows without the field `load_pairs(keep=)` carried; `into`: also grouped by its value."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        value = row.pop(KEPT, None)
+        if into is not None:  # a list or object value groups by its JSON text
+            key = value if isinstance(value, (str, int, float, bool, type(None))) else json.dumps(value, sort_keys=True)
+            into.setdefault(key, []).append(row)
+        out.append(row)
+    return out
 
 
 def shuffle_and_cap(items: list, max_rows: int | None, seed: int) -> list:
