@@ -644,3 +644,24 @@ def test_the_shipped_claims_preset_composes_and_its_prompts_suit_its_judge(tmp_p
     assert prompts[0].messages[0] == {"role": "system", "content": "You are a helpful assistant."}
     assert build.make_judge(conf, prompts).name == "heuristic:fact_claims"
     assert cfg.tracking.experiment == "sycophancy"
+
+
+def test_adapter_fingerprint_is_the_weights_and_config_not_what_the_trainer_wrote_beside_them(tmp_path):
+    """The same adapter saved by two runs hits the build cache: not its training_args.bin, README or the order in
+    which PEFT lists target_modules (a set); a changed weight or setting misses it."""
+    from dpo_exp.data.build import adapter_fingerprint
+
+    def save(name: str, modules: list[str], weights: bytes, args: bytes) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(json.dumps({"r": 8, "target_modules": modules}))
+        (folder / "adapter_model.safetensors").write_bytes(weights)
+        (folder / "training_args.bin").write_bytes(args)
+        (folder / "README.md").write_text(f"run {name}")
+        return folder
+
+    a = save("a", ["q_proj", "k_proj", "v_proj"], b"W1", b"output_dir=/runs/a")
+    same = save("b", ["v_proj", "q_proj", "k_proj"], b"W1", b"output_dir=/runs/b")
+    assert adapter_fingerprint(a) == adapter_fingerprint(same)
+    assert adapter_fingerprint(save("c", ["q_proj", "k_proj", "v_proj"], b"W2", b"x")) != adapter_fingerprint(a)
+    assert adapter_fingerprint(save("d", ["q_proj", "v_proj"], b"W1", b"x")) != adapter_fingerprint(a)

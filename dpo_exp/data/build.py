@@ -462,11 +462,25 @@ def model_fingerprint(m: ModelConfig, corpus: list[str]) -> str:
     return f"hub:{m.path}@{m.revision or 'main'}"
 
 
+# Files a trainer writes beside an adapter that do not change its replies: the same weights saved by two runs
+# (a loop's round 1 under two settings that train it alike) must find each other's replies in the cache.
+NOT_GENERATION = {"training_args.bin", "README.md"}
+
+
 def adapter_fingerprint(folder: Path | None) -> str | None:
     if folder is None:
         return None
-    return _sha([[str(f.relative_to(folder)), hashlib.sha256(f.read_bytes()).hexdigest()]
-                 for f in sorted(p for p in folder.rglob("*") if p.is_file())])
+
+    def content(f: Path) -> str:
+        if f.name == "adapter_config.json":  # PEFT writes target_modules from a set: its order varies per process
+            conf = json.loads(f.read_text())
+            conf = {k: sorted(v) if k in ("target_modules", "modules_to_save") and isinstance(v, list) else v
+                    for k, v in conf.items()}
+            return _sha(conf)
+        return hashlib.sha256(f.read_bytes()).hexdigest()
+
+    return _sha([[str(f.relative_to(folder)), content(f)]
+                 for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_GENERATION)])
 
 
 # --- the cache ------------------------------------------------------------------------------------
