@@ -312,12 +312,20 @@ class DPOExpTrainer(DPOTrainer):
                 start.update(name.encode())
                 start.update(param.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
         a = self.args
+        # Before the first step of a fresh adapter every log-ratio is exactly 0, so every reward metric is 0 and
+        # these losses are their value at 0 whatever beta is: a beta sweep then shares one step-0 evaluation.
+        beta = None if self.policy_is_reference() and set(a.loss_type) <= BETA_FREE_AT_START else a.beta
         parts = [self.reference_weights_hash(), start.hexdigest(), dataset_hash(self.eval_dataset), self.forward,
-                 a.beta, a.loss_type, a.loss_weights, a.label_smoothing, a.f_divergence_type, a.f_alpha_divergence_coef,
+                 beta, a.loss_type, a.loss_weights, a.label_smoothing, a.f_divergence_type, a.f_alpha_divergence_coef,
                  a.ld_alpha, a.use_weighting, a.discopop_tau, a.per_device_eval_batch_size, a.seed, a.bf16,
                  self.kl_prompts, self.kl_samples_per_prompt, self.kl_max_new_tokens, torch.__version__,
                  str(self.accelerator.device)]
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
+
+
+# TRL losses whose value at log-ratios of 0 does not depend on beta (-logsigmoid(0), relu(1), the smoothed
+# sigmoid, the SFT term); the others (ipo's 1/(2 beta), ...) keep beta in the step-0 evaluation's key.
+BETA_FREE_AT_START = {"sigmoid", "hinge", "robust", "sft"}
 
 
 def rng_states() -> str:

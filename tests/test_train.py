@@ -309,8 +309,10 @@ def test_torch_compile_reaches_the_trainer_arguments(tmp_path, flag):
 
 
 def test_the_step0_evaluation_is_computed_once_per_start(tmp_path, monkeypatch):
-    """A second run from the same start (here: another learning rate) logs the cached step-0 evaluation, the same
-    numbers the first run computed, KL included; another beta or seed is another start and computes its own."""
+    """A second run from the same start (here: another learning rate, or another beta: before the first step every
+    log-ratio is 0, so the sigmoid loss and the rewards do not depend on it) logs the cached step-0 evaluation, the
+    same numbers the first run computed, KL included; another seed, or a loss whose value at 0 depends on beta (ipo),
+    is another start and computes its own."""
     common = [f"paths.cache={tmp_path / 'cache'}", "train.max_steps=2", "train.eval_steps=1000", "eval.at_start=true"]
 
     histories = {}
@@ -329,7 +331,13 @@ def test_the_step0_evaluation_is_computed_once_per_start(tmp_path, monkeypatch):
     assert event == "cached" and rerun == first and histories["rerun"] == histories["first"]
     event, again = step0("again", ["train.learning_rate=1e-3"])
     assert event == "cached" and again == first
-    assert step0("beta", ["beta.value=0.3"])[0] == "computed"
+    event, beta = step0("beta", ["beta.value=0.3"])
+    assert event == "cached" and beta == first
+    # What sharing it across beta assumes, computed: another beta's own step-0 evaluation is the same numbers.
+    event, beta_computed = step0("beta_off", ["beta.value=0.3", "eval.cache_start=false"])
+    assert event is None and beta_computed == first
+    assert step0("ipo", ["loss.type=ipo"])[0] == "computed"
+    assert step0("ipo_beta", ["loss.type=ipo", "beta.value=0.3"])[0] == "computed"
     assert step0("seed", ["train.seed=7"])[0] == "computed"
     assert step0("off", ["eval.cache_start=false"])[0] is None
 
