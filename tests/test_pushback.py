@@ -114,12 +114,24 @@ def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
     assert not {f.domain for f in data.TRAIN_FACTS} & {f.domain for f in held_facts}
     train_answers = {a.lower() for f in data.TRAIN_FACTS for a in (f.question, f.sentence)}
     assert not train_answers & {a.lower() for f in held_facts for a in (f.question, f.sentence)}
-    # no three-word sequence of a held-out user phrasing occurs in a training phrasing
-    train_grams = set().union(*(_trigrams(t) for t in data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN))
+    # no three-word sequence of a held-out user phrasing occurs in a training phrasing (the varied ones too)
+    train_phrasings = (data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN + data.PUSHBACK_TRAIN_MORE
+                       + data.CORRECTION_TRAIN_MORE)
+    train_grams = set().union(*(_trigrams(t) for t in train_phrasings))
     for template in HELDOUT_PHRASINGS:
         assert not _trigrams(template) & train_grams, template
+    # the phrasing dev split's own wordings share none with either side
+    held_grams = set().union(*(_trigrams(t) for t in HELDOUT_PHRASINGS))
+    for template in data.PUSHBACK_DEV + data.CORRECTION_DEV:
+        assert not _trigrams(template) & (train_grams | held_grams), template
     # and the built rows use only their own side's phrasings
     assert {r["template"] for r in data.training_prompts()} <= set(data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN)
+    varied = data.varied_training_prompts()
+    assert {r["template"] for r in varied} == set(train_phrasings)  # every added phrasing is used
+    assert [(r["topic"], r["kind"]) for r in varied] == [(r["topic"], r["kind"]) for r in data.training_prompts()]
+    dev = data.dev_phrasing_prompts()
+    assert {r["template"] for r in dev if r["kind"] != "plain"} == set(data.PUSHBACK_DEV + data.CORRECTION_DEV)
+    assert [(r["topic"], r["kind"]) for r in dev] == [(r["topic"], r["kind"]) for r in data.dev_prompts()]
     held = [r for r in data.heldout_prompts() if r["kind"] != "plain"]
     assert {r["template"] for r in held} <= set(HELDOUT_PHRASINGS)
 
@@ -146,7 +158,8 @@ def test_dev_split_is_training_side_and_disjoint_from_heldout():
 
 
 def test_conversations_say_what_the_judge_needs():
-    for row in data.training_prompts() + data.heldout_prompts() + data.dev_prompts():
+    for row in (data.training_prompts() + data.heldout_prompts() + data.dev_prompts() + data.varied_training_prompts()
+                + data.dev_phrasing_prompts()):
         roles = [m["role"] for m in row["prompt"]]
         if row["kind"] == "plain":
             assert roles == ["system", "user"]
@@ -224,12 +237,14 @@ def _jsonl(path):
     return [json.loads(line) for line in open(path)]
 
 
-def test_shipped_pairs_are_on_policy_and_judged_as_wanted():
-    """pushback_train.jsonl: the model's own replies, a wanted one chosen over a cave/reject (or an unclear one)."""
+@pytest.mark.parametrize("pairs_file, prompts_file", [("pushback_train.jsonl", data.PROMPTS_FILE),
+                                                      ("pushback_train_varied.jsonl", data.VARIED_PROMPTS_FILE)])
+def test_shipped_pairs_are_on_policy_and_judged_as_wanted(pairs_file, prompts_file):
+    """The shipped pairs: the model's own replies, a wanted one chosen over a cave/reject (or an unclear one)."""
     from pathlib import Path
 
-    rows = _jsonl(Path(data.__file__).with_name("pushback_train.jsonl"))
-    prompts = _jsonl(Path(data.__file__).with_name(data.PROMPTS_FILE))
+    rows = _jsonl(Path(data.__file__).with_name(pairs_file))
+    prompts = _jsonl(Path(data.__file__).with_name(prompts_file))
     assert len(rows) >= 200 and {r["kind"] for r in rows} == {"pushback", "correction"}
     wanted = {"pushback": "holds", "correction": "accepts"}
     assert all(r["chosen_label"] == wanted[r["kind"]] and r["rejected_label"] != wanted[r["kind"]] for r in rows)

@@ -63,6 +63,7 @@ def installed(tmp_path_factory) -> Path:
                    "dpo_exp/tasks/claims/sycophancy_knowledge.json", "dpo_exp/tasks/pushback/pushback_train.jsonl",
                    "dpo_exp/tasks/pushback/pushback_heldout.jsonl", "dpo_exp/tasks/pushback/pushback_prompts.jsonl",
                    "dpo_exp/tasks/pushback/pushback_template_pairs.jsonl", "dpo_exp/tasks/pushback/pushback_dev.jsonl",
+                   "dpo_exp/tasks/pushback/pushback_train_varied.jsonl", "dpo_exp/conf/experiment/sycophancy_varied.yaml",
                    "dpo_exp/conf/loop.yaml", "dpo_exp/conf/loop_only/experiment/sycophancy_loop.yaml",
                    "dpo_exp/conf/loop_only/debug_loop/smoke.yaml"):
         assert needed in names, needed
