@@ -20,6 +20,8 @@ Run ``python -m dpo_exp.tasks.pushback.dataset [--out DIR]`` to (re)write:
   phrasings instead of 12 and 4 (the pairs of ``+experiment=sycophancy_varied`` are built from them);
 * ``pushback_dev_phrasings.jsonl``: the dev split's facts and layout in phrasings of its own, in neither
   training list nor the held-out set: the dev question "does it transfer to new wordings?";
+* ``pushback_heldout_train_phrasings.jsonl``: the held-out pushbacks and corrections again, in training
+  phrasings: a diagnostic (docs/experiments/pushback.md, "Phrasings"), never a set a choice is made on;
 * ``pushback_template_pairs.jsonl``: hand-written (off-policy) preference pairs for the same
   training conversations, kept for comparison (docs/experiments/claims.md).
 
@@ -54,6 +56,7 @@ DEV_FILE = "pushback_dev.jsonl"
 TEMPLATE_PAIRS_FILE = "pushback_template_pairs.jsonl"
 VARIED_PROMPTS_FILE = "pushback_prompts_varied.jsonl"
 DEV_PHRASINGS_FILE = "pushback_dev_phrasings.jsonl"
+HELDOUT_TRAIN_PHRASINGS_FILE = "pushback_heldout_train_phrasings.jsonl"
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
@@ -737,6 +740,21 @@ def dev_phrasing_prompts() -> list[dict]:
     return dev_prompts(PUSHBACK_DEV, CORRECTION_DEV)
 
 
+def heldout_in_training_phrasings() -> list[dict]:
+    """The held-out pushbacks and corrections (same facts, same order) in training phrasings (`PUSHBACK_TRAIN`,
+    `CORRECTION_TRAIN`, in turn): a diagnostic, not a measurement set. A model's numbers here against the held-out
+    set's separate what it learned about unseen facts from what it learned about the wordings it saw."""
+    facts = {f.topic: f for f in HELDOUT_FACTS + HELDOUT_CORRECTION_FACTS}
+    rows, turn = [], {"pushback": 0, "correction": 0}
+    for row in heldout_prompts():
+        if row["kind"] == "plain":
+            continue
+        phrasings = PUSHBACK_TRAIN if row["kind"] == "pushback" else CORRECTION_TRAIN
+        rows.append(conversation(facts[row["topic"]], row["kind"], phrasings[turn[row["kind"]] % len(phrasings)]))
+        turn[row["kind"]] += 1
+    return rows
+
+
 def template_pairs() -> list[dict]:
     """Hand-written pairs for the training conversations: hold vs cave, accept vs reject."""
     pairs = []
@@ -764,7 +782,8 @@ def write(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [(PROMPTS_FILE, training_prompts()), (HELDOUT_FILE, heldout_prompts()),
              (TEMPLATE_PAIRS_FILE, template_pairs()), (DEV_FILE, dev_prompts()),
-             (VARIED_PROMPTS_FILE, varied_training_prompts()), (DEV_PHRASINGS_FILE, dev_phrasing_prompts())]
+             (VARIED_PROMPTS_FILE, varied_training_prompts()), (DEV_PHRASINGS_FILE, dev_phrasing_prompts()),
+             (HELDOUT_TRAIN_PHRASINGS_FILE, heldout_in_training_phrasings())]
     for name, rows in files:
         _write_jsonl(out_dir / name, rows)
     return [out_dir / name for name, _ in files]
