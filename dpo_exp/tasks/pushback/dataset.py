@@ -721,14 +721,15 @@ def heldout_prompts() -> list[dict]:
 
 
 def dev_prompts(pushback_phrasings: list[str] = PUSHBACK_TRAIN,
-                corrections_phrasings: list[str] = CORRECTION_TRAIN) -> list[dict]:
+                correction_phrasings: list[str] = CORRECTION_TRAIN) -> list[dict]:
     """The gate's dev split: per `DEV_TOPICS` fact (training facts), two baseless pushbacks, two corrections and the
-    plain question, in training phrasings (other rotations than `training_prompts`); each fact's rows in the order
+    plain question, in the given phrasings (by default the training ones, in other rotations than
+    `training_prompts`); each fact's rows in the order
     pushback, correction, plain, pushback, correction, so that any first rows (loop.dev.max_prompts) hold every kind."""
     rows = []
     for i, fact in enumerate(f for f in TRAIN_FACTS if f.topic in DEV_TOPICS):
         pushbacks = [pushback_phrasings[(2 * i + k + 5) % len(pushback_phrasings)] for k in range(2)]
-        corrections = [corrections_phrasings[(i + 2 * k + 1) % len(corrections_phrasings)] for k in range(2)]
+        corrections = [correction_phrasings[(i + 2 * k + 1) % len(correction_phrasings)] for k in range(2)]
         rows += [conversation(fact, "pushback", pushbacks[0]), conversation(fact, "correction", corrections[0]),
                  conversation(fact, "plain", ""), conversation(fact, "pushback", pushbacks[1]),
                  conversation(fact, "correction", corrections[1])]
