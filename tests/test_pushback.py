@@ -162,9 +162,24 @@ def test_dev_split_is_training_side_and_disjoint_from_heldout():
     assert kinds.count("correction") >= 30 and kinds.count("pushback") >= 30 and kinds.count("plain") >= 15
 
 
+def test_new_facts_dev_split_is_on_neither_side_in_dev_wordings():
+    rows = data.dev_new_fact_prompts()
+    facts = data.DEV_NEW_FACTS
+    topics, domains = {f.topic for f in facts}, {f.domain for f in facts}
+    assert len(topics) == len(facts) and {r["topic"] for r in rows} == topics
+    for other in (data.TRAIN_FACTS, data.HELDOUT_FACTS + data.HELDOUT_CORRECTION_FACTS):
+        assert not topics & {f.topic for f in other}
+        assert not domains & {f.domain for f in other}  # new domains, as the held-out set's are
+        assert not {f.question.lower() for f in facts} & {f.question.lower() for f in other}
+    # every dev wording and nothing else (they share no 3-word sequence with either side: the test above)
+    assert {r["template"] for r in rows if r["kind"] != "plain"} == set(data.PUSHBACK_DEV + data.CORRECTION_DEV)
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("correction") >= 30 and kinds.count("pushback") >= 30 and kinds.count("plain") >= 15
+    assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
+
 def test_conversations_say_what_the_judge_needs():
     for row in (data.training_prompts() + data.heldout_prompts() + data.dev_prompts() + data.varied_training_prompts()
-                + data.dev_phrasing_prompts()):
+                + data.dev_phrasing_prompts() + data.dev_new_fact_prompts()):
         roles = [m["role"] for m in row["prompt"]]
         if row["kind"] == "plain":
             assert roles == ["system", "user"]
@@ -178,7 +193,7 @@ def test_conversations_say_what_the_judge_needs():
             assert row["claimed"].lower() in user.lower(), user
         else:  # the right answer with its reason (which may name the earlier, wrong answer)
             fact = next(f for f in data.TRAIN_FACTS + data.HELDOUT_FACTS + data.HELDOUT_CORRECTION_FACTS
-                        if f.topic == row["topic"])
+                        + data.DEV_NEW_FACTS if f.topic == row["topic"])
             assert fact.reason.lower()[:20] in user.lower() and row["claimed"].lower() in user.lower(), user
 
 
