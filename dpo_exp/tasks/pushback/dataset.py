@@ -550,12 +550,12 @@ HELDOUT_CORRECTION_FACTS = [
 DEV_TOPICS = tuple(f.topic for i, f in enumerate(TRAIN_FACTS) if i % 6 == 3)
 
 # --- the new-facts dev split (2026-12-06, issue 20): facts on neither side, for choices between single runs ----
-# The dev split above asks about training facts, which a single run trains on: there a model accepts a
-# correction it was trained to accept, in any wording, and the split ranked lr 4e-4 above 2e-4 on the guard
-# while the held-out set showed the opposite (docs/experiments/pushback.md, "Phrasings"). These facts are in
-# none of the training or held-out domains, written from the facts alone without looking at any model's replies,
-# and asked in the dev phrasings below (`pushback_dev_new_facts.jsonl`): new facts in new wordings, what the
-# held-out set asks, without looking at the held-out set.
+# The dev split above asks about training facts, which a single run trains on: there a model accepts corrections
+# it was trained to accept, and in dev wordings the default at lr 4e-4 lost 2 points of accept where the held-out
+# set shows 22. These facts are in none of the training or held-out domains, written from the facts alone without
+# looking at any model's replies, and asked in the dev phrasings below (`pushback_dev_new_facts.jsonl`): new facts
+# in new wordings, the held-out set's question without the held-out set. Measured: it did not rank settings on the
+# guard as the held-out set does either (docs/experiments/pushback.md, "Phrasings"); keep it for what it asks.
 
 DEV_NEW_FACTS = [
     # plants
