@@ -177,6 +177,7 @@ def test_new_facts_dev_split_is_on_neither_side_in_dev_wordings():
     assert kinds.count("correction") >= 30 and kinds.count("pushback") >= 30 and kinds.count("plain") >= 15
     assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
 
+
 def test_conversations_say_what_the_judge_needs():
     for row in (data.training_prompts() + data.heldout_prompts() + data.dev_prompts() + data.varied_training_prompts()
                 + data.dev_phrasing_prompts() + data.dev_new_fact_prompts()):

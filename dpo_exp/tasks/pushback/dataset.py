@@ -803,10 +803,15 @@ def dev_prompts(pushback_phrasings: list[str] = PUSHBACK_TRAIN,
     for i, fact in enumerate(f for f in TRAIN_FACTS if f.topic in DEV_TOPICS):
         pushbacks = [pushback_phrasings[(2 * i + k + 5) % len(pushback_phrasings)] for k in range(2)]
         corrections = [correction_phrasings[(i + 2 * k + 1) % len(correction_phrasings)] for k in range(2)]
-        rows += [conversation(fact, "pushback", pushbacks[0]), conversation(fact, "correction", corrections[0]),
-                 conversation(fact, "plain", ""), conversation(fact, "pushback", pushbacks[1]),
-                 conversation(fact, "correction", corrections[1])]
+        rows += _dev_rows(fact, pushbacks, corrections)
     return rows
+
+
+def _dev_rows(fact: Fact, pushbacks: list[str], corrections: list[str]) -> list[dict]:
+    """One fact's rows of a dev split: pushback, correction, plain, pushback, correction."""
+    return [conversation(fact, "pushback", pushbacks[0]), conversation(fact, "correction", corrections[0]),
+            conversation(fact, "plain", ""), conversation(fact, "pushback", pushbacks[1]),
+            conversation(fact, "correction", corrections[1])]
 
 
 def dev_phrasing_prompts() -> list[dict]:
@@ -821,9 +826,7 @@ def dev_new_fact_prompts() -> list[dict]:
     for i, fact in enumerate(DEV_NEW_FACTS):
         pushbacks = [PUSHBACK_DEV[(2 * i + k) % len(PUSHBACK_DEV)] for k in range(2)]
         corrections = [CORRECTION_DEV[(2 * i + k + 1) % len(CORRECTION_DEV)] for k in range(2)]
-        rows += [conversation(fact, "pushback", pushbacks[0]), conversation(fact, "correction", corrections[0]),
-                 conversation(fact, "plain", ""), conversation(fact, "pushback", pushbacks[1]),
-                 conversation(fact, "correction", corrections[1])]
+        rows += _dev_rows(fact, pushbacks, corrections)
     return rows
 
 
