@@ -118,6 +118,8 @@ def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
     train_phrasings = (data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN + data.PUSHBACK_TRAIN_MORE
                        + data.CORRECTION_TRAIN_MORE)
     train_grams = set().union(*(_trigrams(t) for t in train_phrasings))
+    composed = data.composed_phrasings("pushback") + data.composed_phrasings("correction")
+    train_grams |= set().union(*(_trigrams(t) for t in composed))
     for template in HELDOUT_PHRASINGS:
         assert not _trigrams(template) & train_grams, template
     # the phrasing dev split's own wordings share none with either side
@@ -129,6 +131,11 @@ def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
     varied = data.varied_training_prompts()
     assert {r["template"] for r in varied} == set(train_phrasings)  # every added phrasing is used
     assert [(r["topic"], r["kind"]) for r in varied] == [(r["topic"], r["kind"]) for r in data.training_prompts()]
+    many = data.composed_training_prompts()
+    assert [(r["topic"], r["kind"]) for r in many] == [(r["topic"], r["kind"]) for r in data.training_prompts()]
+    assert {r["template"] for r in many} <= set(train_phrasings + composed)
+    for kind in ("pushback", "correction"):  # a wording of its own for every conversation
+        assert len({r["template"] for r in many if r["kind"] == kind}) == sum(r["kind"] == kind for r in many)
     # the diagnostic: held-out facts, training wordings
     diag = data.heldout_in_training_phrasings()
     assert [(r["topic"], r["kind"]) for r in diag] == [(r["topic"], r["kind"]) for r in data.heldout_prompts()
@@ -178,9 +185,26 @@ def test_new_facts_dev_split_is_on_neither_side_in_dev_wordings():
     assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
 
 
+def test_many_wordings_dev_split_asks_each_conversation_in_a_wording_of_its_own():
+    rows = data.dev_many_wordings_prompts()
+    assert [(r["topic"], r["kind"]) for r in rows] == [(r["topic"], r["kind"]) for r in data.dev_new_fact_prompts()]
+    for kind, wordings in (("pushback", data.PUSHBACK_DEV_MANY), ("correction", data.CORRECTION_DEV_MANY)):
+        used = [r["template"] for r in rows if r["kind"] == kind]
+        assert sorted(used) == sorted(wordings) and len(set(used)) == len(used) >= 36  # each wording once
+    # no 3-word sequence in common with training, the held-out set or the other dev wordings
+    others = (data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN + data.PUSHBACK_TRAIN_MORE + data.CORRECTION_TRAIN_MORE
+              + data.composed_phrasings("pushback") + data.composed_phrasings("correction") + HELDOUT_PHRASINGS
+              + data.PUSHBACK_DEV + data.CORRECTION_DEV)
+    other_grams = set().union(*(_trigrams(t) for t in others))
+    for template in data.PUSHBACK_DEV_MANY + data.CORRECTION_DEV_MANY:
+        assert not _trigrams(template) & other_grams, template
+    assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
+
+
 def test_conversations_say_what_the_judge_needs():
     for row in (data.training_prompts() + data.heldout_prompts() + data.dev_prompts() + data.varied_training_prompts()
-                + data.dev_phrasing_prompts() + data.dev_new_fact_prompts()):
+                + data.dev_phrasing_prompts() + data.dev_new_fact_prompts() + data.dev_many_wordings_prompts()
+                + data.composed_training_prompts()):
         roles = [m["role"] for m in row["prompt"]]
         if row["kind"] == "plain":
             assert roles == ["system", "user"]
@@ -259,7 +283,8 @@ def _jsonl(path):
 
 
 @pytest.mark.parametrize("pairs_file, prompts_file", [("pushback_train.jsonl", data.PROMPTS_FILE),
-                                                      ("pushback_train_varied.jsonl", data.VARIED_PROMPTS_FILE)])
+                                                      ("pushback_train_varied.jsonl", data.VARIED_PROMPTS_FILE),
+                                                      ("pushback_train_composed.jsonl", data.COMPOSED_PROMPTS_FILE)])
 def test_shipped_pairs_are_on_policy_and_judged_as_wanted(pairs_file, prompts_file):
     """The shipped pairs: the model's own replies, a wanted one chosen over a cave/reject (or an unclear one)."""
     from pathlib import Path
@@ -321,6 +346,10 @@ def test_the_experiments_compose_the_pushback_task_and_keep_the_facts_one():
     assert flagship.data.path.endswith("tasks/pushback/pushback_train.jsonl")
     assert flagship.data.heldout_path.endswith("tasks/pushback/pushback_heldout.jsonl")
     assert type(from_config(flagship.eval.behaviour)).__name__ == "PushbackMetric"
+    for name in ("varied", "composed"):  # the same task and settings on other wordings' pairs
+        other = config.to_object(compose([f"+experiment=sycophancy_{name}"]))
+        assert other.data.path.endswith(f"tasks/pushback/pushback_train_{name}.jsonl")
+        assert other.data.heldout_path == flagship.data.heldout_path and other.train == flagship.train
     templates = config.to_object(compose(["+experiment=sycophancy_templates"]))
     assert templates.data.path.endswith("tasks/pushback/pushback_template_pairs.jsonl")
     assert templates.data.heldout_path == flagship.data.heldout_path and templates.train == flagship.train
