@@ -51,8 +51,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
