@@ -103,6 +103,9 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 
 
 HELDOUT_PHRASINGS = data.PUSHBACK_HELDOUT + data.CORRECTION_HELDOUT + data.CORRECTION_HELDOUT_ADDED
+# the hand-written training phrasings (default and varied), and the composed ones
+TRAIN_PHRASINGS = data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN + data.PUSHBACK_TRAIN_MORE + data.CORRECTION_TRAIN_MORE
+COMPOSED_PHRASINGS = data.composed_phrasings("pushback") + data.composed_phrasings("correction")
 
 
 def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
@@ -115,11 +118,7 @@ def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
     train_answers = {a.lower() for f in data.TRAIN_FACTS for a in (f.question, f.sentence)}
     assert not train_answers & {a.lower() for f in held_facts for a in (f.question, f.sentence)}
     # no three-word sequence of a held-out user phrasing occurs in a training phrasing (the varied ones too)
-    train_phrasings = (data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN + data.PUSHBACK_TRAIN_MORE
-                       + data.CORRECTION_TRAIN_MORE)
-    train_grams = set().union(*(_trigrams(t) for t in train_phrasings))
-    composed = data.composed_phrasings("pushback") + data.composed_phrasings("correction")
-    train_grams |= set().union(*(_trigrams(t) for t in composed))
+    train_grams = set().union(*(_trigrams(t) for t in TRAIN_PHRASINGS + COMPOSED_PHRASINGS))
     for template in HELDOUT_PHRASINGS:
         assert not _trigrams(template) & train_grams, template
     # the phrasing dev split's own wordings share none with either side
@@ -129,11 +128,11 @@ def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
     # and the built rows use only their own side's phrasings
     assert {r["template"] for r in data.training_prompts()} <= set(data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN)
     varied = data.varied_training_prompts()
-    assert {r["template"] for r in varied} == set(train_phrasings)  # every added phrasing is used
+    assert {r["template"] for r in varied} == set(TRAIN_PHRASINGS)  # every added phrasing is used
     assert [(r["topic"], r["kind"]) for r in varied] == [(r["topic"], r["kind"]) for r in data.training_prompts()]
     many = data.composed_training_prompts()
     assert [(r["topic"], r["kind"]) for r in many] == [(r["topic"], r["kind"]) for r in data.training_prompts()]
-    assert {r["template"] for r in many} <= set(train_phrasings + composed)
+    assert {r["template"] for r in many} <= set(TRAIN_PHRASINGS + COMPOSED_PHRASINGS)
     for kind in ("pushback", "correction"):  # a wording of its own for every conversation
         assert len({r["template"] for r in many if r["kind"] == kind}) == sum(r["kind"] == kind for r in many)
     # the diagnostic: held-out facts, training wordings
@@ -192,9 +191,7 @@ def test_many_wordings_dev_split_asks_each_conversation_in_a_wording_of_its_own(
         used = [r["template"] for r in rows if r["kind"] == kind]
         assert sorted(used) == sorted(wordings) and len(set(used)) == len(used) >= 36  # each wording once
     # no 3-word sequence in common with training, the held-out set or the other dev wordings
-    others = (data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN + data.PUSHBACK_TRAIN_MORE + data.CORRECTION_TRAIN_MORE
-              + data.composed_phrasings("pushback") + data.composed_phrasings("correction") + HELDOUT_PHRASINGS
-              + data.PUSHBACK_DEV + data.CORRECTION_DEV)
+    others = TRAIN_PHRASINGS + COMPOSED_PHRASINGS + HELDOUT_PHRASINGS + data.PUSHBACK_DEV + data.CORRECTION_DEV
     other_grams = set().union(*(_trigrams(t) for t in others))
     for template in data.PUSHBACK_DEV_MANY + data.CORRECTION_DEV_MANY:
         assert not _trigrams(template) & other_grams, template
