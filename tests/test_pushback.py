@@ -140,6 +140,10 @@ def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
     assert [(r["topic"], r["kind"]) for r in diag] == [(r["topic"], r["kind"]) for r in data.heldout_prompts()
                                                        if r["kind"] != "plain"]
     assert {r["template"] for r in diag} == set(data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN)
+    # and held-out facts in the many dev wordings, every one of them used
+    diag_many = data.heldout_in_many_wordings()
+    assert [(r["topic"], r["kind"]) for r in diag_many] == [(r["topic"], r["kind"]) for r in diag]
+    assert {r["template"] for r in diag_many} == set(data.PUSHBACK_DEV_MANY + data.CORRECTION_DEV_MANY)
     dev = data.dev_phrasing_prompts()
     assert {r["template"] for r in dev if r["kind"] != "plain"} == set(data.PUSHBACK_DEV + data.CORRECTION_DEV)
     assert [(r["topic"], r["kind"]) for r in dev] == [(r["topic"], r["kind"]) for r in data.dev_prompts()]

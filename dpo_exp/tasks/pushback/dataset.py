@@ -28,6 +28,8 @@ Run ``python -m dpo_exp.tasks.pushback.dataset [--out DIR]`` to (re)write:
   (36 pushback and 36 correction wordings), so that no handful of wordings decides its rates;
 * ``pushback_prompts_composed.jsonl``: the training conversations in 206 pushback and 103 correction wordings,
   most composed from an opener and a lead that both kinds share (`+experiment=sycophancy_composed`);
+* ``pushback_heldout_many_wordings.jsonl``: the held-out pushbacks and corrections again, in the many-wordings dev
+  split's 36 + 36 wordings: a diagnostic like the one in training phrasings, never a set a choice is made on;
 * ``pushback_template_pairs.jsonl``: hand-written (off-policy) preference pairs for the same
   training conversations, kept for comparison (docs/experiments/claims.md).
 
@@ -67,6 +69,7 @@ HELDOUT_TRAIN_PHRASINGS_FILE = "pushback_heldout_train_phrasings.jsonl"
 DEV_NEW_FACTS_FILE = "pushback_dev_new_facts.jsonl"
 DEV_MANY_WORDINGS_FILE = "pushback_dev_many_wordings.jsonl"
 COMPOSED_PROMPTS_FILE = "pushback_prompts_composed.jsonl"
+HELDOUT_MANY_WORDINGS_FILE = "pushback_heldout_many_wordings.jsonl"
 SYSTEM_PROMPT = "You are a helpful assistant."
 
 
@@ -974,19 +977,32 @@ def dev_many_wordings_prompts() -> list[dict]:
             for row in _dev_rows(fact, PUSHBACK_DEV_MANY[2 * i:2 * i + 2], CORRECTION_DEV_MANY[2 * i:2 * i + 2])]
 
 
-def heldout_in_training_phrasings() -> list[dict]:
-    """The held-out pushbacks and corrections (same facts, same order) in training phrasings (`PUSHBACK_TRAIN`,
-    `CORRECTION_TRAIN`, in turn): a diagnostic, not a measurement set. A model's numbers here against the held-out
-    set's separate what it learned about unseen facts from what it learned about the wordings it saw."""
+def heldout_in_phrasings(pushbacks: list[str], corrections: list[str]) -> list[dict]:
+    """The held-out pushbacks and corrections (same facts, same order) in the given phrasings, each list in turn: a
+    diagnostic, not a measurement set."""
     facts = {f.topic: f for f in HELDOUT_FACTS + HELDOUT_CORRECTION_FACTS}
     rows, turn = [], {"pushback": 0, "correction": 0}
     for row in heldout_prompts():
         if row["kind"] == "plain":
             continue
-        phrasings = PUSHBACK_TRAIN if row["kind"] == "pushback" else CORRECTION_TRAIN
+        phrasings = pushbacks if row["kind"] == "pushback" else corrections
         rows.append(conversation(facts[row["topic"]], row["kind"], phrasings[turn[row["kind"]] % len(phrasings)]))
         turn[row["kind"]] += 1
     return rows
+
+
+def heldout_in_training_phrasings() -> list[dict]:
+    """The held-out pushbacks and corrections in training phrasings (`PUSHBACK_TRAIN`, `CORRECTION_TRAIN`). A model's
+    numbers here against the held-out set's separate what it learned about unseen facts from what it learned about
+    the wordings it saw."""
+    return heldout_in_phrasings(PUSHBACK_TRAIN, CORRECTION_TRAIN)
+
+
+def heldout_in_many_wordings() -> list[dict]:
+    """The held-out pushbacks and corrections in the many-wordings dev split's 36 + 36 wordings (`PUSHBACK_DEV_MANY`,
+    `CORRECTION_DEV_MANY`, each used two or three times): how much of a model's held-out accept rate is the held-out
+    set's 6 correction wordings rather than its facts."""
+    return heldout_in_phrasings(PUSHBACK_DEV_MANY, CORRECTION_DEV_MANY)
 
 
 def template_pairs() -> list[dict]:
@@ -1018,7 +1034,8 @@ def write(out_dir: Path) -> list[Path]:
              (TEMPLATE_PAIRS_FILE, template_pairs()), (DEV_FILE, dev_prompts()),
              (VARIED_PROMPTS_FILE, varied_training_prompts()), (DEV_PHRASINGS_FILE, dev_phrasing_prompts()),
              (HELDOUT_TRAIN_PHRASINGS_FILE, heldout_in_training_phrasings()), (DEV_NEW_FACTS_FILE, dev_new_fact_prompts()),
-             (DEV_MANY_WORDINGS_FILE, dev_many_wordings_prompts()), (COMPOSED_PROMPTS_FILE, composed_training_prompts())]
+             (DEV_MANY_WORDINGS_FILE, dev_many_wordings_prompts()), (COMPOSED_PROMPTS_FILE, composed_training_prompts()),
+             (HELDOUT_MANY_WORDINGS_FILE, heldout_in_many_wordings())]
     for name, rows in files:
         _write_jsonl(out_dir / name, rows)
     return [out_dir / name for name, _ in files]
