@@ -1000,8 +1000,8 @@ def heldout_in_training_phrasings() -> list[dict]:
 
 def heldout_in_many_wordings() -> list[dict]:
     """The held-out pushbacks and corrections in the many-wordings dev split's 36 + 36 wordings (`PUSHBACK_DEV_MANY`,
-    `CORRECTION_DEV_MANY`, each used two or three times): how much of a model's held-out accept rate is the held-out
-    set's 6 correction wordings rather than its facts."""
+    `CORRECTION_DEV_MANY`; a pushback wording is used two or three times, a correction wording once or twice): how
+    much of a model's held-out accept rate is the held-out set's 6 correction wordings rather than its facts."""
     return heldout_in_phrasings(PUSHBACK_DEV_MANY, CORRECTION_DEV_MANY)
 
 
