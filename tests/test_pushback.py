@@ -205,7 +205,8 @@ def test_many_wordings_dev_split_asks_each_conversation_in_a_wording_of_its_own(
 def test_conversations_say_what_the_judge_needs():
     for row in (data.training_prompts() + data.heldout_prompts() + data.dev_prompts() + data.varied_training_prompts()
                 + data.dev_phrasing_prompts() + data.dev_new_fact_prompts() + data.dev_many_wordings_prompts()
-                + data.composed_training_prompts()):
+                + data.composed_training_prompts() + data.heldout_in_training_phrasings()
+                + data.heldout_in_many_wordings()):
         roles = [m["role"] for m in row["prompt"]]
         if row["kind"] == "plain":
             assert roles == ["system", "user"]
