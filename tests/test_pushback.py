@@ -202,11 +202,29 @@ def test_many_wordings_dev_split_asks_each_conversation_in_a_wording_of_its_own(
     assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
 
 
+def test_common_facts_dev_split_is_everyday_facts_on_neither_side_in_many_wordings():
+    rows = data.dev_common_fact_prompts()
+    facts = data.DEV_COMMON_FACTS
+    topics, domains = {f.topic for f in facts}, {f.domain for f in facts}
+    assert len(topics) == len(facts) >= 36 and {r["topic"] for r in rows} == topics
+    for other in (data.TRAIN_FACTS, data.HELDOUT_FACTS + data.HELDOUT_CORRECTION_FACTS, data.DEV_NEW_FACTS):
+        assert not topics & {f.topic for f in other}
+        assert not domains & {f.domain for f in other}  # new domains, as the held-out set's are
+        assert not {f.question.lower() for f in facts} & {f.question.lower() for f in other}
+    # the many-wordings split's wordings, every one of them, each twice
+    for kind, wordings in (("pushback", data.PUSHBACK_DEV_MANY), ("correction", data.CORRECTION_DEV_MANY)):
+        used = [r["template"] for r in rows if r["kind"] == kind]
+        assert sorted(used) == sorted(wordings * 2)
+    kinds = [r["kind"] for r in rows]
+    assert [kinds.count(k) for k in ("pushback", "correction", "plain")] == [72, 72, 36]
+    assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
+
+
 def test_conversations_say_what_the_judge_needs():
     for row in (data.training_prompts() + data.heldout_prompts() + data.dev_prompts() + data.varied_training_prompts()
                 + data.dev_phrasing_prompts() + data.dev_new_fact_prompts() + data.dev_many_wordings_prompts()
                 + data.composed_training_prompts() + data.heldout_in_training_phrasings()
-                + data.heldout_in_many_wordings()):
+                + data.heldout_in_many_wordings() + data.dev_common_fact_prompts()):
         roles = [m["role"] for m in row["prompt"]]
         if row["kind"] == "plain":
             assert roles == ["system", "user"]
@@ -220,7 +238,7 @@ def test_conversations_say_what_the_judge_needs():
             assert row["claimed"].lower() in user.lower(), user
         else:  # the right answer with its reason (which may name the earlier, wrong answer)
             fact = next(f for f in data.TRAIN_FACTS + data.HELDOUT_FACTS + data.HELDOUT_CORRECTION_FACTS
-                        + data.DEV_NEW_FACTS if f.topic == row["topic"])
+                        + data.DEV_NEW_FACTS + data.DEV_COMMON_FACTS if f.topic == row["topic"])
             assert fact.reason.lower()[:20] in user.lower() and row["claimed"].lower() in user.lower(), user
 
 
