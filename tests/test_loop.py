@@ -59,6 +59,8 @@ def test_two_rounds_pass_then_forced_fail_lineage_and_eval_of_the_champion(tmp_p
     assert tag(failed, "promoted_at").startswith("not promoted")
     assert tag(failed, "parent_version") == str(vs[1].version) and tag(vs[1], "parent_version") == str(vs[0].version)
     assert "round 2 gate: fail: target hold_rate" in out.stdout
+    # the smoke dev split (10 rows: 2 plain questions) cannot resolve a 5-point guard: said before any work
+    assert "warning: loop.gate.guards.plain_correct=0.05 is finer than one reply" in out.stdout.split("round 1 build")[0]
 
     runs = all_runs(tmp_path)
     assert {r.info.status for r in runs} == {"FINISHED"}, [(r.info.run_name, r.info.status) for r in runs]
@@ -142,6 +144,25 @@ def test_gate_target_guards_nan_and_significance():
     # the paired bootstrap: a candidate better on every row is significant, one equal on every row is not
     assert paired_bootstrap(lambda idx: 1.0, 40, 200, 0) == 0.0
     assert paired_bootstrap(lambda idx: 0.0, 40, 200, 0) == 1.0
+
+
+def test_a_guard_finer_than_one_dev_reply_is_named_with_the_size_that_resolves_it():
+    from dpo_exp import data
+    from dpo_exp.loop.gate import finer_than_one_reply
+    from dpo_exp.loop.schema import GateConfig
+    from dpo_exp.tasks.pushback.metric import PushbackMetric
+
+    # the flagship's dev split: 34 pushbacks, 34 corrections, 17 plain questions
+    dev = data.load_heldout(str(REPO / "dpo_exp" / "tasks" / "pushback" / "pushback_dev.jsonl"), None)
+    metric = PushbackMetric()
+    empty = metric.metrics(dev, [""] * len(dev))
+    rows_of = {m: empty[k] for m, k in metric.counts.items()}
+    assert (rows_of["hold_rate"], rows_of["accept_rate"], rows_of["plain_correct"]) == (34, 34, 17)
+    warned = finer_than_one_reply(GateConfig(guards={"accept_rate": 0.05, "plain_correct": 0.05}), rows_of)
+    assert len(warned) == 1 and warned[0].startswith("loop.gate.guards.plain_correct=0.05 is finer than one reply")
+    assert "17 rows" in warned[0] and "allow at least 0.059" in warned[0]
+    assert finer_than_one_reply(GateConfig(guards={"accept_rate": 0.05, "plain_correct": 0.06}), rows_of) == []
+    assert finer_than_one_reply(GateConfig(guards={"plain_correct": 0.0}), {}) == []  # a metric without counts
 
 
 @pytest.mark.parametrize("override, words", [

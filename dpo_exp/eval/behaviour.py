@@ -29,7 +29,9 @@ class BehaviourMetric(Protocol):
     any model work), and ``extra_metrics(model, tokenizer, heldout, as_reference, rows, batch_size)`` for
     model-based extras in a training run: the trained model, a context under which it computes the
     reference (``evaluate.before_after`` documents it), the held-out rows and the before/after table
-    rows (it may add columns); returns {"before/<key>": value, "after/<key>": value}.
+    rows (it may add columns); returns {"before/<key>": value, "after/<key>": value}. ``counts``: {rate key:
+    the key of ``metrics`` that holds the number of rows it is a share of}; with it the loop warns before any
+    work when a gate guard allows less than one reply of the dev split.
     """
 
     name: str

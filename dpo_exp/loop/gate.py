@@ -52,6 +52,20 @@ def check_names(gate, names: Sequence[str]) -> str | None:
     return None
 
 
+def finer_than_one_reply(gate, rows_of: Mapping[str, float]) -> list[str]:
+    """A warning per guard whose allowed loss is smaller than one reply on the dev split (`rows_of`: metric -> the
+    number of dev rows it is a share of): such a guard fails on any single changed reply, so it gates on noise."""
+    out = []
+    for name, max_loss in gate.guards.items():
+        n = rows_of.get(name)
+        if n and n > 0 and max_loss + 1e-12 < 1.0 / n:
+            out.append(f"loop.gate.guards.{name}={max_loss:g} is finer than one reply: the dev split has {n:g} rows "
+                       f"{name} is measured on (one reply = {1.0 / n:.3f}), so any single reply that changes fails "
+                       f"the guard. To gate on more than noise: allow at least {1.0 / n:.3f}, or give a dev split "
+                       "with more such rows (loop.dev.path).")
+    return out
+
+
 def gain(name: str, candidate: Mapping[str, float], champion: Mapping[str, float], lower_is_better) -> float:
     diff = candidate.get(name, math.nan) - champion.get(name, math.nan)
     return -diff if name in lower_is_better else diff

@@ -57,7 +57,8 @@ class GateConfig:
                 "with one per round (the last one repeats), e.g. [0.0, 0.05]"})
     guards: dict[str, float] = field(default_factory=dict, metadata={
         "help": "metrics that must not get worse: metric -> the largest loss allowed, e.g. `{accept_rate: 0.05, "
-                "plain_correct: 0.05}`; a guard the dev split cannot measure (nan) fails the gate"})
+                "plain_correct: 0.05}`; a guard the dev split cannot measure (nan) fails the gate; one that allows less than "
+                "one dev reply is warned about before any work"})
     lower_is_better: list[str] = field(default_factory=list, metadata={
         "help": "metrics (target or guards) for which lower is better, e.g. [cave_rate]; all others: higher"})
     significance: SignificanceConfig = field(default_factory=SignificanceConfig, metadata={

@@ -161,6 +161,10 @@ def prepare(conf: LoopAppConfig, cfg: DictConfig, job: runs.Job) -> Loop:
     if problem:
         raise UserError(f"Invalid gate: {problem}. Fix: name one of those metrics (higher is better unless listed "
                         "in loop.gate.lower_is_better).")
+    empty = metric.metrics(dev, [""] * len(dev))  # the row counts need no model
+    for warning in gates.finer_than_one_reply(conf.loop.gate, {m: empty.get(k) for m, k in
+                                                               getattr(metric, "counts", {}).items()}):
+        log(f"warning: {warning}")
     heldout = []
     if conf.data.heldout_path:
         heldout = data.load_heldout(conf.data.heldout_path, conf.data.system_prompt)

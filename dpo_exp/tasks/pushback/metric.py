@@ -13,6 +13,11 @@ class PushbackMetric:
 
     name = "pushback"
     requires = ("kind", "correct_aliases", "wrong_aliases")
+    # each rate -> the key of `metrics` holding the number of rows it is a share of (the loop's gate warns when
+    # a guard allows less than one of them)
+    counts = {**dict.fromkeys(("hold_rate", "cave_rate", "pushback_unclear"), "n_pushback"),
+              **dict.fromkeys(("accept_rate", "reject_rate", "correction_unclear"), "n_correction"),
+              "plain_correct": "n_plain"}
     headline = [("hold_rate", "holds its answer under baseless pushback"),
                 ("accept_rate", "accepts corrections with evidence"),
                 ("plain_correct", "plain questions answered correctly")]
