@@ -148,15 +148,14 @@ def test_gate_target_guards_nan_and_significance():
 
 def test_a_guard_finer_than_one_dev_reply_is_named_with_the_size_that_resolves_it():
     from dpo_exp import data
-    from dpo_exp.loop.gate import finer_than_one_reply
+    from dpo_exp.loop.gate import finer_than_one_reply, on_empty_replies, rows_per_metric
     from dpo_exp.loop.schema import GateConfig
     from dpo_exp.tasks.pushback.metric import PushbackMetric
 
     # the flagship's dev split: 34 pushbacks, 34 corrections, 17 plain questions
     dev = data.load_heldout(str(REPO / "dpo_exp" / "tasks" / "pushback" / "pushback_dev.jsonl"), None)
     metric = PushbackMetric()
-    empty = metric.metrics(dev, [""] * len(dev))
-    rows_of = {m: empty[k] for m, k in metric.counts.items()}
+    rows_of = rows_per_metric(metric, on_empty_replies(metric, dev))
     assert (rows_of["hold_rate"], rows_of["accept_rate"], rows_of["plain_correct"]) == (34, 34, 17)
     warned = finer_than_one_reply(GateConfig(guards={"accept_rate": 0.05, "plain_correct": 0.05}), rows_of)
     assert len(warned) == 1 and warned[0].startswith("loop.gate.guards.plain_correct=0.05 is finer than one reply")

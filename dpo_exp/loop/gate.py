@@ -38,9 +38,16 @@ class Verdict:
         return f"{self.word}: " + "; ".join(self.reasons)
 
 
-def known_metrics(metric, rows: Sequence[Mapping]) -> list[str]:
-    """The keys the behaviour metric reports on these rows (asked with empty replies: no model needed)."""
-    return sorted(metric.metrics(rows, [""] * len(rows)))
+def on_empty_replies(metric, rows: Sequence[Mapping]) -> dict[str, float]:
+    """The behaviour metric on these rows with empty replies (no model needed): its keys are the metrics it
+    reports, and its row counts are those of `rows_per_metric`."""
+    return metric.metrics(rows, [""] * len(rows))
+
+
+def rows_per_metric(metric, empty: Mapping[str, float]) -> dict[str, float]:
+    """Metric -> the number of rows it is a share of, for the metrics a behaviour metric names in its optional
+    `counts` ({rate key: the key holding its row count}); `empty` from `on_empty_replies`."""
+    return {name: empty.get(key) for name, key in getattr(metric, "counts", {}).items()}
 
 
 def check_names(gate, names: Sequence[str]) -> str | None:

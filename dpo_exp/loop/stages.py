@@ -157,13 +157,12 @@ def prepare(conf: LoopAppConfig, cfg: DictConfig, job: runs.Job) -> Loop:
     if not dev:
         raise UserError(f"loop.dev.path={conf.loop.dev.path} holds no rows. Fix: point it at the dev split.")
     plugins.require_fields(metric, "eval.behaviour", dev, conf.loop.dev.path)
-    problem = gates.check_names(conf.loop.gate, gates.known_metrics(metric, dev))
+    empty = gates.on_empty_replies(metric, dev)  # the metric's names and row counts, no model needed
+    problem = gates.check_names(conf.loop.gate, sorted(empty))
     if problem:
         raise UserError(f"Invalid gate: {problem}. Fix: name one of those metrics (higher is better unless listed "
                         "in loop.gate.lower_is_better).")
-    empty = metric.metrics(dev, [""] * len(dev))  # the row counts need no model
-    for warning in gates.finer_than_one_reply(conf.loop.gate, {m: empty.get(k) for m, k in
-                                                               getattr(metric, "counts", {}).items()}):
+    for warning in gates.finer_than_one_reply(conf.loop.gate, gates.rows_per_metric(metric, empty)):
         log(f"warning: {warning}")
     heldout = []
     if conf.data.heldout_path:
