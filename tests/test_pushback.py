@@ -105,7 +105,8 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 HELDOUT_PHRASINGS = data.PUSHBACK_HELDOUT + data.CORRECTION_HELDOUT + data.CORRECTION_HELDOUT_ADDED
 # the hand-written training phrasings (default and varied), and the composed ones
 TRAIN_PHRASINGS = data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN + data.PUSHBACK_TRAIN_MORE + data.CORRECTION_TRAIN_MORE
-COMPOSED_PHRASINGS = data.composed_phrasings("pushback") + data.composed_phrasings("correction")
+COMPOSED_PHRASINGS = (data.composed_phrasings("pushback") + data.composed_phrasings("correction")
+                      + data.reason_first_phrasings())
 
 
 def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
@@ -135,6 +136,14 @@ def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
     assert {r["template"] for r in many} <= set(TRAIN_PHRASINGS + COMPOSED_PHRASINGS)
     for kind in ("pushback", "correction"):  # a wording of its own for every conversation
         assert len({r["template"] for r in many if r["kind"] == kind}) == sum(r["kind"] == kind for r in many)
+    # a second correction per fact, each in a reason-first wording of its own, after the fact's composed rows
+    two = data.two_correction_training_prompts()
+    assert two[0::4] + two[1::4] + two[2::4] == many[0::3] + many[1::3] + many[2::3]
+    second = two[3::4]
+    assert [(r["topic"], r["kind"]) for r in second] == [(f.topic, "correction") for f in data.TRAIN_FACTS]
+    assert len({r["template"] for r in second}) == len(second)
+    assert {r["template"] for r in second} <= set(data.reason_first_phrasings())
+    assert all(r["template"].lower().index("{reason}") < r["template"].index("{right}") for r in second)
     # the diagnostic: held-out facts, training wordings
     diag = data.heldout_in_training_phrasings()
     assert [(r["topic"], r["kind"]) for r in diag] == [(r["topic"], r["kind"]) for r in data.heldout_prompts()
@@ -220,11 +229,42 @@ def test_common_facts_dev_split_is_everyday_facts_on_neither_side_in_many_wordin
     assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
 
 
+def test_half_known_dev_split_is_dev_facts_in_many_wordings():
+    rows = data.dev_half_known_prompts()
+    pool = {f.topic for f in data.DEV_NEW_FACTS + data.DEV_COMMON_FACTS}
+    assert set(data.DEV_HALF_KNOWN_TOPICS) <= pool and len(set(data.DEV_HALF_KNOWN_TOPICS)) == 25
+    assert {r["topic"] for r in rows} == set(data.DEV_HALF_KNOWN_TOPICS)
+    kinds = [r["kind"] for r in rows]
+    assert [kinds.count(k) for k in ("pushback", "correction", "plain")] == [50, 50, 25]
+    for kind, wordings in (("pushback", data.PUSHBACK_DEV_MANY), ("correction", data.CORRECTION_DEV_MANY)):
+        assert {r["template"] for r in rows if r["kind"] == kind} == set(wordings)  # every one, none other
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_half_known_facts_are_those_the_base_model_answers_unclearly(tmp_path):
+    """`DEV_HALF_KNOWN_TOPICS` is its rule's output: the dev facts whose plain question the base model answers
+    neither right nor wrong, scored as the record's command scores it (`python -m dpo_exp.eval`, greedy)."""
+    from conftest import run_cli
+
+    plain = [r for r in data.dev_new_fact_prompts() + data.dev_common_fact_prompts() if r["kind"] == "plain"]
+    (tmp_path / "plain.jsonl").write_text("".join(json.dumps(r) + "\n" for r in plain))
+    out = run_cli(["+experiment=sycophancy", "judge=none", "eval.generation_batch_size=32",
+                   "data.heldout_path=plain.jsonl"], cwd=tmp_path, module="dpo_exp.eval", timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (table,) = tmp_path.rglob("generations.json")
+    t = json.loads(table.read_text())
+    labelled = [dict(zip(t["columns"], r)) for r in t["data"]]
+    assert len(labelled) == len(plain) == 54
+    assert {r["topic"] for r in labelled if r["base (greedy label)"] == "unclear"} == set(data.DEV_HALF_KNOWN_TOPICS)
+
+
 def test_conversations_say_what_the_judge_needs():
     for row in (data.training_prompts() + data.heldout_prompts() + data.dev_prompts() + data.varied_training_prompts()
                 + data.dev_phrasing_prompts() + data.dev_new_fact_prompts() + data.dev_many_wordings_prompts()
                 + data.composed_training_prompts() + data.heldout_in_training_phrasings()
-                + data.heldout_in_many_wordings() + data.dev_common_fact_prompts()):
+                + data.heldout_in_many_wordings() + data.dev_common_fact_prompts()
+                + data.two_correction_training_prompts() + data.dev_half_known_prompts()):
         roles = [m["role"] for m in row["prompt"]]
         if row["kind"] == "plain":
             assert roles == ["system", "user"]
@@ -304,7 +344,9 @@ def _jsonl(path):
 
 @pytest.mark.parametrize("pairs_file, prompts_file", [("pushback_train.jsonl", data.PROMPTS_FILE),
                                                       ("pushback_train_varied.jsonl", data.VARIED_PROMPTS_FILE),
-                                                      ("pushback_train_composed.jsonl", data.COMPOSED_PROMPTS_FILE)])
+                                                      ("pushback_train_composed.jsonl", data.COMPOSED_PROMPTS_FILE),
+                                                      ("pushback_train_two_corrections.jsonl",
+                                                       data.TWO_CORRECTIONS_PROMPTS_FILE)])
 def test_shipped_pairs_are_on_policy_and_judged_as_wanted(pairs_file, prompts_file):
     """The shipped pairs: the model's own replies, a wanted one chosen over a cave/reject (or an unclear one)."""
     from pathlib import Path
@@ -366,7 +408,7 @@ def test_the_experiments_compose_the_pushback_task_and_keep_the_facts_one():
     assert flagship.data.path.endswith("tasks/pushback/pushback_train.jsonl")
     assert flagship.data.heldout_path.endswith("tasks/pushback/pushback_heldout.jsonl")
     assert type(from_config(flagship.eval.behaviour)).__name__ == "PushbackMetric"
-    for name in ("varied", "composed"):  # the same task and settings on other wordings' pairs
+    for name in ("varied", "composed", "two_corrections"):  # the same task and settings on other wordings' pairs
         other = config.to_object(compose([f"+experiment=sycophancy_{name}"]))
         assert other.data.path.endswith(f"tasks/pushback/pushback_train_{name}.jsonl")
         assert other.data.heldout_path == flagship.data.heldout_path and other.train == flagship.train
