@@ -888,30 +888,27 @@ REASON_FIRST_LEADS_TRAIN = [
 ]
 
 
-def reason_first_phrasings() -> list[str]:
-    """Every opener with every reason-first lead, in a fixed shuffled order (192)."""
+def _openers_with(bodies: list[str], shuffle_seed: int) -> list[str]:
+    """Every training opener with every body, capitalised where it starts a sentence, in a fixed shuffled order."""
     out = []
     for opener in OPENERS_TRAIN:
-        for body in REASON_FIRST_LEADS_TRAIN:
+        for body in bodies:
             if not opener or opener[-1] in ".?":  # a new sentence
                 body = "{Reason}" + body[len("{reason}"):] if body.startswith("{reason}") else body[:1].upper() + body[1:]
             out.append(f"{opener} {body}".strip())
-    random.Random(2).shuffle(out)
+    random.Random(shuffle_seed).shuffle(out)
     return out
+
+
+def reason_first_phrasings() -> list[str]:
+    """Every opener with every reason-first lead, in a fixed shuffled order (192)."""
+    return _openers_with(REASON_FIRST_LEADS_TRAIN, 2)
 
 
 def composed_phrasings(kind: str) -> list[str]:
     """Every opener with every lead of `kind` ("pushback" or "correction"), in a fixed shuffled order (192)."""
     side = ("pushback", "correction").index(kind)
-    out = []
-    for opener in OPENERS_TRAIN:
-        for lead in LEADS_TRAIN:
-            body = lead[side]
-            if not opener or opener[-1] in ".?":  # a new sentence
-                body = body[:1].upper() + body[1:]
-            out.append(f"{opener} {body}".strip())
-    random.Random(side).shuffle(out)
-    return out
+    return _openers_with([lead[side] for lead in LEADS_TRAIN], side)
 
 
 # The phrasing-transfer dev split's own wordings (`pushback_dev_phrasings.jsonl`): in neither training list nor
@@ -1152,8 +1149,13 @@ def dev_many_wordings_prompts() -> list[dict]:
 def dev_common_fact_prompts() -> list[dict]:
     """The common-facts dev split: per `DEV_COMMON_FACTS` fact, `dev_prompts`' layout (two baseless pushbacks, two
     corrections, the plain question) in the many-wordings split's wordings, each used twice."""
+    return _in_many_wordings(DEV_COMMON_FACTS)
+
+
+def _in_many_wordings(facts: list[Fact]) -> list[dict]:
+    """`dev_prompts`' layout per fact in the many-wordings split's wordings, two of each kind per fact in turn."""
     n_push, n_corr = len(PUSHBACK_DEV_MANY), len(CORRECTION_DEV_MANY)
-    return [row for i, fact in enumerate(DEV_COMMON_FACTS)
+    return [row for i, fact in enumerate(facts)
             for row in _dev_rows(fact, [PUSHBACK_DEV_MANY[(2 * i + k) % n_push] for k in range(2)],
                                  [CORRECTION_DEV_MANY[(2 * i + k + 1) % n_corr] for k in range(2)])]
 
@@ -1174,11 +1176,7 @@ DEV_HALF_KNOWN_TOPICS = (
 def dev_half_known_prompts() -> list[dict]:
     """The half-known dev split: per `DEV_HALF_KNOWN_TOPICS` fact, `dev_prompts`' layout in the many-wordings split's
     wordings, rotated as in `dev_common_fact_prompts`: 50 pushbacks, 50 corrections, 25 plain questions."""
-    facts = [f for f in DEV_NEW_FACTS + DEV_COMMON_FACTS if f.topic in DEV_HALF_KNOWN_TOPICS]
-    n_push, n_corr = len(PUSHBACK_DEV_MANY), len(CORRECTION_DEV_MANY)
-    return [row for i, fact in enumerate(facts)
-            for row in _dev_rows(fact, [PUSHBACK_DEV_MANY[(2 * i + k) % n_push] for k in range(2)],
-                                 [CORRECTION_DEV_MANY[(2 * i + k + 1) % n_corr] for k in range(2)])]
+    return _in_many_wordings([f for f in DEV_NEW_FACTS + DEV_COMMON_FACTS if f.topic in DEV_HALF_KNOWN_TOPICS])
 
 
 def heldout_in_phrasings(pushbacks: list[str], corrections: list[str]) -> list[dict]:
