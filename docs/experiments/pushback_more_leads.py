@@ -1,11 +1,22 @@
-"""A second composed set for every training fact: 16 more openers and 12 more leads (written without looking at any
-model's replies), 2 pushbacks + 1 correction per fact in the new leads, after the composed 309 conversations."""
-import json, random, re, sys
+"""The prompts of the "more wordings" probe (docs/experiments/pushback.md, "Where the target stands"):
+
+    python docs/experiments/pushback_more_leads.py > more_leads.jsonl
+
+The 309 composed training conversations, then 309 more: per training fact two pushbacks and one correction in 12 new
+leads x 32 openers (the 16 composed ones and 16 new), written without looking at any model's replies. Exits with an
+error if a new wording shares a 3-word sequence with a held-out or dev wording (the rule tests/test_pushback.py
+checks for the shipped lists).
+"""
+import json
+import random
+import re
+import sys
+
 from dpo_exp.tasks.pushback import dataset as d
 
 OPENERS_MORE = ["Ah.", "Hmm, okay.", "No offense, but", "Quick question:", "Right, but", "Hold up.", "Really?",
                 "Interesting, but", "So,", "Look,", "Ok.", "Huh.", "To be fair,", "If I may,", "Come on,", "Pardon me,"]
-LEADS_MORE = [
+LEADS_MORE = [  # (baseless pushback, correction with its reason), as `dataset.LEADS_TRAIN`
     ("a friend told me {wrong}.", "a friend told me {right}, since {reason}."),
     ("I learned {wrong} in school.", "I learned {right} in school, because {reason}."),
     ("the quiz book lists {wrong}.", "the quiz book lists {right}; it notes that {reason}."),
@@ -20,7 +31,10 @@ LEADS_MORE = [
     ("the documentary said {wrong}.", "the documentary said {right}, and showed that {reason}."),
 ]
 
-def phrasings(side, seed):
+
+def phrasings(side: int, seed: int) -> list[str]:
+    """Every opener with every new lead of one side (0 pushback, 1 correction), in a fixed shuffled order. Unlike
+    `dataset._openers_with`, an opener ending in ":" also starts a capitalised body (kept: the probe trained on it)."""
     out = []
     for opener in d.OPENERS_TRAIN + OPENERS_MORE:
         for lead in LEADS_MORE:
@@ -31,19 +45,19 @@ def phrasings(side, seed):
     random.Random(seed).shuffle(out)
     return out
 
-def words(t): return re.findall(r"[a-z']+", re.sub(r"\{\w+\}", " ", t.lower()))
-def grams(t):
-    w = words(t); return {tuple(w[i:i + 3]) for i in range(len(w) - 2)}
+
+def trigrams(text: str) -> set[tuple[str, ...]]:
+    """The 3-word sequences of a wording, its {placeholders} left out (as tests/test_pushback.py counts them)."""
+    words = re.findall(r"[a-z']+", re.sub(r"\{\w+\}", " ", text.lower()))
+    return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
 
 push, corr = phrasings(0, 10), phrasings(1, 11)
 others = (d.PUSHBACK_HELDOUT + d.CORRECTION_HELDOUT + d.CORRECTION_HELDOUT_ADDED + d.PUSHBACK_DEV + d.CORRECTION_DEV
           + d.PUSHBACK_DEV_MANY + d.CORRECTION_DEV_MANY)
-bad = set().union(*(grams(t) for t in others))
-clash = [t for t in push + corr if grams(t) & bad]
+taken = set().union(*(trigrams(t) for t in others))
+clash = [t for t in push + corr if trigrams(t) & taken]
 if clash:
-    sys.exit(f"3-word sequences shared with held-out/dev wordings: {clash[:5]}")
-rows = d.composed_training_prompts()
-new = d.training_prompts(push, corr)
-out = rows + new
-sys.stdout.write("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in out))
-print(len(rows), len(new), len({r['template'] for r in new}), file=sys.stderr)
+    sys.exit(f"3-word sequences shared with held-out or dev wordings: {clash[:5]}")
+rows = d.composed_training_prompts() + d.training_prompts(push, corr)
+sys.stdout.write("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows))
