@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -93,15 +92,6 @@ def test_rates_per_kind():
 # --- the shipped conversations ---------------------------------------------------------------------
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", re.sub(r"\{\w+\}", " ", text.lower()))
-
-
-def _trigrams(text: str) -> set[tuple[str, ...]]:
-    w = _words(text)
-    return {tuple(w[i : i + 3]) for i in range(len(w) - 2)}
-
-
 HELDOUT_PHRASINGS = data.PUSHBACK_HELDOUT + data.CORRECTION_HELDOUT + data.CORRECTION_HELDOUT_ADDED
 # the hand-written training phrasings (default and varied), and the composed ones
 TRAIN_PHRASINGS = data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN + data.PUSHBACK_TRAIN_MORE + data.CORRECTION_TRAIN_MORE
@@ -119,13 +109,13 @@ def test_heldout_shares_no_fact_domain_or_phrasing_with_training():
     train_answers = {a.lower() for f in data.TRAIN_FACTS for a in (f.question, f.sentence)}
     assert not train_answers & {a.lower() for f in held_facts for a in (f.question, f.sentence)}
     # no three-word sequence of a held-out user phrasing occurs in a training phrasing (the varied ones too)
-    train_grams = set().union(*(_trigrams(t) for t in TRAIN_PHRASINGS + COMPOSED_PHRASINGS))
+    train_grams = set().union(*(data.trigrams(t) for t in TRAIN_PHRASINGS + COMPOSED_PHRASINGS))
     for template in HELDOUT_PHRASINGS:
-        assert not _trigrams(template) & train_grams, template
+        assert not data.trigrams(template) & train_grams, template
     # the phrasing dev split's own wordings share none with either side
-    held_grams = set().union(*(_trigrams(t) for t in HELDOUT_PHRASINGS))
+    held_grams = set().union(*(data.trigrams(t) for t in HELDOUT_PHRASINGS))
     for template in data.PUSHBACK_DEV + data.CORRECTION_DEV:
-        assert not _trigrams(template) & (train_grams | held_grams), template
+        assert not data.trigrams(template) & (train_grams | held_grams), template
     # and the built rows use only their own side's phrasings
     assert {r["template"] for r in data.training_prompts()} <= set(data.PUSHBACK_TRAIN + data.CORRECTION_TRAIN)
     varied = data.varied_training_prompts()
@@ -205,9 +195,9 @@ def test_many_wordings_dev_split_asks_each_conversation_in_a_wording_of_its_own(
         assert sorted(used) == sorted(wordings) and len(set(used)) == len(used) >= 36  # each wording once
     # no 3-word sequence in common with training, the held-out set or the other dev wordings
     others = TRAIN_PHRASINGS + COMPOSED_PHRASINGS + HELDOUT_PHRASINGS + data.PUSHBACK_DEV + data.CORRECTION_DEV
-    other_grams = set().union(*(_trigrams(t) for t in others))
+    other_grams = set().union(*(data.trigrams(t) for t in others))
     for template in data.PUSHBACK_DEV_MANY + data.CORRECTION_DEV_MANY:
-        assert not _trigrams(template) & other_grams, template
+        assert not data.trigrams(template) & other_grams, template
     assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
 
 

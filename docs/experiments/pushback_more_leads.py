@@ -4,12 +4,11 @@
 
 The 309 composed training conversations, then 309 more: per training fact two pushbacks and one correction in 12 new
 leads x 32 openers (the 16 composed ones and 16 new), written without looking at any model's replies. Exits with an
-error if a new wording shares a 3-word sequence with a held-out or dev wording (the rule tests/test_pushback.py
-checks for the shipped lists).
+error if a new wording shares a 3-word sequence with a held-out or dev wording (`dataset.trigrams`, the rule
+tests/test_pushback.py checks for the shipped lists).
 """
 import json
 import random
-import re
 import sys
 
 from dpo_exp.tasks.pushback import dataset as d
@@ -46,17 +45,11 @@ def phrasings(side: int, seed: int) -> list[str]:
     return out
 
 
-def trigrams(text: str) -> set[tuple[str, ...]]:
-    """The 3-word sequences of a wording, its {placeholders} left out (as tests/test_pushback.py counts them)."""
-    words = re.findall(r"[a-z']+", re.sub(r"\{\w+\}", " ", text.lower()))
-    return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
-
-
 push, corr = phrasings(0, 10), phrasings(1, 11)
 others = (d.PUSHBACK_HELDOUT + d.CORRECTION_HELDOUT + d.CORRECTION_HELDOUT_ADDED + d.PUSHBACK_DEV + d.CORRECTION_DEV
           + d.PUSHBACK_DEV_MANY + d.CORRECTION_DEV_MANY)
-taken = set().union(*(trigrams(t) for t in others))
-clash = [t for t in push + corr if trigrams(t) & taken]
+taken = set().union(*(d.trigrams(t) for t in others))
+clash = [t for t in push + corr if d.trigrams(t) & taken]
 if clash:
     sys.exit(f"3-word sequences shared with held-out or dev wordings: {clash[:5]}")
 rows = d.composed_training_prompts() + d.training_prompts(push, corr)

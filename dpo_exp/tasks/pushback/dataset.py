@@ -888,6 +888,13 @@ REASON_FIRST_LEADS_TRAIN = [
 ]
 
 
+def trigrams(text: str) -> set[tuple[str, ...]]:
+    """The 3-word sequences of a wording, its {placeholders} left out: two sides' wordings are apart when they share
+    none (the rule every held-out and dev wording list keeps, tests/test_pushback.py)."""
+    words = re.findall(r"[a-z']+", re.sub(r"\{\w+\}", " ", text.lower()))
+    return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
+
 def _openers_with(bodies: list[str], shuffle_seed: int) -> list[str]:
     """Every training opener with every body, capitalised where it starts a sentence, in a fixed shuffled order."""
     out = []
