@@ -137,9 +137,11 @@ class DPOExpTrainer(DPOTrainer):
 
         The key covers the reference weights (LoRA excluded), the tokenized data, the batch size and
         LD-DPO's alpha (it weights the reference's tokens), and nothing else: jobs of a sweep over
-        beta, learning rate, loss or seed share it. With N processes rank 0 decides hit or miss
-        (holding the file lock, which parallel sweep jobs wait on), on a miss every rank computes
-        its share (TRL's gather is a collective), and rank 0 alone writes the file.
+        beta, learning rate or loss share it. Seeds do not: train.seed orders the rows (data/splits.py),
+        and the key keeps the order because other batches pad differently (last-bit changes). With N
+        processes rank 0 decides hit or miss (holding the file lock, which parallel sweep jobs wait on),
+        on a miss every rank computes its share (TRL's gather is a collective), and rank 0 alone writes
+        the file.
         """
         if self.ref_cache_dir is None:
             return self._with_ref_columns(dataset, self._compute_ref_logps(dataset, name, batch_size))
