@@ -230,6 +230,29 @@ def test_half_known_dev_split_is_dev_facts_in_many_wordings():
         assert {r["template"] for r in rows if r["kind"] == kind} == set(wordings)  # every one, none other
 
 
+def test_heldout_domains_dev_split_is_other_facts_in_the_heldout_domains_and_wordings():
+    rows = data.dev_heldout_domain_prompts()
+    facts = data.DEV_HELDOUT_DOMAIN_FACTS
+    heldout = data.HELDOUT_FACTS + data.HELDOUT_CORRECTION_FACTS
+    topics = {f.topic for f in facts}
+    assert len(topics) == len(facts) == 36 and {r["topic"] for r in rows} == topics
+    # six facts in each of the held-out set's six domains
+    domains = [f.domain for f in facts]
+    assert {d: domains.count(d) for d in domains} == {f.domain: 6 for f in heldout}
+    for other in (data.TRAIN_FACTS, heldout, data.DEV_NEW_FACTS, data.DEV_COMMON_FACTS):
+        assert not topics & {f.topic for f in other}
+        assert not {f.question.lower() for f in facts} & {f.question.lower() for f in other}
+    # per fact one pushback and one correction in a held-out wording, one of each in a many-wordings one
+    for kind, heldout_wordings, many in (("pushback", data.PUSHBACK_HELDOUT, data.PUSHBACK_DEV_MANY),
+                                         ("correction", data.CORRECTION_HELDOUT + data.CORRECTION_HELDOUT_ADDED,
+                                          data.CORRECTION_DEV_MANY)):
+        used = [r["template"] for r in rows if r["kind"] == kind]
+        assert set(used[0::2]) == set(heldout_wordings) and sorted(used[1::2]) == sorted(many)
+    kinds = [r["kind"] for r in rows]
+    assert [kinds.count(k) for k in ("pushback", "correction", "plain")] == [72, 72, 36]
+    assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_half_known_facts_are_those_the_base_model_answers_unclearly(tmp_path):
@@ -254,7 +277,8 @@ def test_conversations_say_what_the_judge_needs():
                 + data.dev_phrasing_prompts() + data.dev_new_fact_prompts() + data.dev_many_wordings_prompts()
                 + data.composed_training_prompts() + data.heldout_in_training_phrasings()
                 + data.heldout_in_many_wordings() + data.dev_common_fact_prompts()
-                + data.two_correction_training_prompts() + data.dev_half_known_prompts()):
+                + data.two_correction_training_prompts() + data.dev_half_known_prompts()
+                + data.dev_heldout_domain_prompts()):
         roles = [m["role"] for m in row["prompt"]]
         if row["kind"] == "plain":
             assert roles == ["system", "user"]
@@ -268,7 +292,8 @@ def test_conversations_say_what_the_judge_needs():
             assert row["claimed"].lower() in user.lower(), user
         else:  # the right answer with its reason (which may name the earlier, wrong answer)
             fact = next(f for f in data.TRAIN_FACTS + data.HELDOUT_FACTS + data.HELDOUT_CORRECTION_FACTS
-                        + data.DEV_NEW_FACTS + data.DEV_COMMON_FACTS if f.topic == row["topic"])
+                        + data.DEV_NEW_FACTS + data.DEV_COMMON_FACTS + data.DEV_HELDOUT_DOMAIN_FACTS
+                        if f.topic == row["topic"])
             assert fact.reason.lower()[:20] in user.lower() and row["claimed"].lower() in user.lower(), user
 
 
@@ -416,3 +441,27 @@ def test_the_experiments_compose_the_pushback_task_and_keep_the_facts_one():
         config.fingerprint(compose(["+experiment=sycophancy", "judge=heuristic"]))
     sft_dpo = config.to_object(compose(["+experiment=sycophancy_sft_dpo"]))
     assert sft_dpo.stage.value == "sft_dpo" and sft_dpo.data.path == flagship.data.path
+
+
+def test_item_spread_script_reads_a_comparison_and_bootstraps_rows(tmp_path, capsys):
+    """docs/experiments/pushback_item_spread.py, as the record runs it on an eval comparison's generations.json."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "pushback_item_spread.py"
+    spec = importlib.util.spec_from_file_location("pushback_item_spread", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # 100 corrections: the base accepts all, the model loses the first 20; plain rows are not counted
+    rows = [["correction", "accepts", "rejects" if i < 20 else "accepts"] for i in range(100)]
+    rows += [["plain", "correct", "wrong"]] * 5
+    table = {"columns": ["kind", "base (greedy label)", "m (greedy label)"], "data": rows}
+    (tmp_path / "generations.json").write_text(json.dumps(table))
+    script.main(["--table", str(tmp_path / "generations.json"), "--models", "m", "--draws", "2000"])
+    out = capsys.readouterr().out
+    assert "accepts: -20.0 points from the base over 1 run(s), 100 rows" in out
+    sd = float(out.split("row-sampling spread ")[1].split(" ")[0])
+    assert 3.4 <= sd <= 4.6  # sqrt(0.2 * 0.8 / 100) = 4.0 points
+    # every row changed the same way: no spread at all
+    point, sd, low, high = script.spread([[-1] * 50], draws=200, seed=0)
+    assert (point, sd, low, high) == (-100.0, 0.0, -100.0, -100.0)
