@@ -465,3 +465,27 @@ def test_item_spread_script_reads_a_comparison_and_bootstraps_rows(tmp_path, cap
     # every row changed the same way: no spread at all
     point, sd, low, high = script.spread([[-1] * 50], draws=200, seed=0)
     assert (point, sd, low, high) == (-100.0, 0.0, -100.0, -100.0)
+
+
+@pytest.mark.integration
+def test_item_spread_script_reads_a_training_run_through_mlflow(workdir, capsys):
+    """The record's first form: a training run's folder, whose run_state.json names the MLflow run to read."""
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import all_runs, run_cli
+
+    out = run_cli(["+experiment=sycophancy", "+debug=smoke"], cwd=workdir)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = all_runs(workdir)
+    path = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "pushback_item_spread.py"
+    spec = importlib.util.spec_from_file_location("pushback_item_spread", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run_dir = Path(run.data.tags["dpo_exp.run_dir"])
+    rows = [r for r in script.training_run_table(run_dir) if r["kind"] == "correction"]
+    before = sum(r["label_before"] == "accepts" for r in rows)
+    after = sum(r["label_after"] == "accepts" for r in rows)
+    script.main([str(run_dir), str(run_dir), "--draws", "200"])  # the same run twice: seeds of one setting
+    printed = capsys.readouterr().out
+    assert f"accepts: {100 * (after - before) / len(rows):+.1f} points from the base over 2 run(s), {len(rows)} rows" in printed
