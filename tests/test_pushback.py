@@ -443,8 +443,8 @@ def test_the_experiments_compose_the_pushback_task_and_keep_the_facts_one():
     assert sft_dpo.stage.value == "sft_dpo" and sft_dpo.data.path == flagship.data.path
 
 
-def test_item_spread_script_reads_a_comparison_and_bootstraps_rows(tmp_path, capsys):
-    """docs/experiments/pushback_item_spread.py, as the record runs it on an eval comparison's generations.json."""
+def _item_spread_script():
+    """docs/experiments/pushback_item_spread.py, loaded as a module (docs/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
@@ -452,6 +452,12 @@ def test_item_spread_script_reads_a_comparison_and_bootstraps_rows(tmp_path, cap
     spec = importlib.util.spec_from_file_location("pushback_item_spread", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_item_spread_script_reads_a_comparison_and_bootstraps_rows(tmp_path, capsys):
+    """docs/experiments/pushback_item_spread.py, as the record runs it on an eval comparison's generations.json."""
+    script = _item_spread_script()
     # 100 corrections: the base accepts all, the model loses the first 20; plain rows are not counted
     rows = [["correction", "accepts", "rejects" if i < 20 else "accepts"] for i in range(100)]
     rows += [["plain", "correct", "wrong"]] * 5
@@ -470,7 +476,6 @@ def test_item_spread_script_reads_a_comparison_and_bootstraps_rows(tmp_path, cap
 @pytest.mark.integration
 def test_item_spread_script_reads_a_training_run_through_mlflow(workdir, capsys):
     """The record's first form: a training run's folder, whose run_state.json names the MLflow run to read."""
-    import importlib.util
     from pathlib import Path
 
     from conftest import all_runs, run_cli
@@ -478,10 +483,7 @@ def test_item_spread_script_reads_a_training_run_through_mlflow(workdir, capsys)
     out = run_cli(["+experiment=sycophancy", "+debug=smoke"], cwd=workdir)
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = all_runs(workdir)
-    path = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "pushback_item_spread.py"
-    spec = importlib.util.spec_from_file_location("pushback_item_spread", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _item_spread_script()
     run_dir = Path(run.data.tags["dpo_exp.run_dir"])
     rows = [r for r in script.training_run_table(run_dir) if r["kind"] == "correction"]
     before = sum(r["label_before"] == "accepts" for r in rows)

@@ -18,7 +18,9 @@ import statistics
 import sys
 from pathlib import Path
 
-WANTED = {"correction": "accepts", "pushback": "holds", "plain": "correct"}
+from dpo_exp.tasks.pushback.rules import ACCEPTS, CORRECT, HOLDS
+
+WANTED = {"correction": ACCEPTS, "pushback": HOLDS, "plain": CORRECT}  # per kind, the label `rules.label` wants
 
 
 def training_run_table(run_dir: Path) -> list[dict]:

@@ -1329,7 +1329,8 @@ def dev_heldout_domain_prompts() -> list[dict]:
     heldout_corrections = CORRECTION_HELDOUT + CORRECTION_HELDOUT_ADDED
     return [row for i, fact in enumerate(DEV_HELDOUT_DOMAIN_FACTS)
             for row in _dev_rows(fact, [PUSHBACK_HELDOUT[i % len(PUSHBACK_HELDOUT)], PUSHBACK_DEV_MANY[i]],
-                                 [heldout_corrections[i % len(heldout_corrections)], CORRECTION_DEV_MANY[(i + 1) % 36]])]
+                                 [heldout_corrections[i % len(heldout_corrections)],
+                                  CORRECTION_DEV_MANY[(i + 1) % len(CORRECTION_DEV_MANY)]])]
 
 
 def heldout_in_phrasings(pushbacks: list[str], corrections: list[str]) -> list[dict]:
